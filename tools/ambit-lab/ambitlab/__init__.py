@@ -1,0 +1,1 @@
+"""ambit-lab internals: manifests -> plan (pure) -> system changes (privileged)."""
