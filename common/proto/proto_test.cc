@@ -1,10 +1,23 @@
-// Proves the build rule: generated messages and gRPC stubs compile, link and keep the wire
-// field numbers that peers (istiod, Istio's ztunnel) rely on.
+// Proves the build rule and pins the wire field numbers that peers (istiod, Istio's ztunnel)
+// rely on: a wrong number here would make resources silently decode as empty.
 #include <doctest/doctest.h>
 
-#include "common/proto/local_rate_limit.pb.h"
+#include <string>
+
+#include "common/proto/authorization.pb.h"
 #include "common/proto/ca.grpc.pb.h"
 #include "common/proto/ca.pb.h"
+#include "common/proto/local_rate_limit.pb.h"
+#include "common/proto/workload.pb.h"
+
+namespace {
+
+// Bytes as a std::string, so embedded NULs survive.
+std::string bytes(std::initializer_list<unsigned char> b) {
+  return std::string(b.begin(), b.end());
+}
+
+}  // namespace
 
 TEST_CASE("CA request encodes with Istio's field numbers") {
   istio::v1::auth::IstioCertificateRequest req;
@@ -30,4 +43,165 @@ TEST_CASE("LocalRateLimit round-trips") {
   REQUIRE(back.ParseFromString(rl.SerializeAsString()));
   CHECK(back.bucket().max_tokens() == 10);
   CHECK(back.name() == "default/ratelimit");
+}
+
+TEST_CASE("Workload fields sit at Istio's numbers") {
+  using istio::workload::Workload;
+  SUBCASE("uid is field 20 (tag 0xa2 0x01)") {
+    Workload w;
+    w.set_uid("u");
+    CHECK(w.SerializeAsString() == bytes({0xa2, 0x01, 0x01, 'u'}));
+  }
+  SUBCASE("addresses is repeated bytes field 3") {
+    Workload w;
+    w.add_addresses(bytes({10, 0, 0, 1}));
+    CHECK(w.SerializeAsString() == bytes({0x1a, 0x04, 10, 0, 0, 1}));
+  }
+  SUBCASE("tunnel_protocol HBONE is field 5 value 1") {
+    Workload w;
+    w.set_tunnel_protocol(istio::workload::HBONE);
+    CHECK(w.SerializeAsString() == bytes({0x28, 0x01}));
+  }
+  SUBCASE("services is map field 22 of PortList") {
+    Workload w;
+    auto& pl = (*w.mutable_services())["n/h"];
+    auto* port = pl.add_ports();
+    port->set_service_port(80);
+    port->set_target_port(8080);
+    // 22<<3|2 = 0xb2 0x01; entry: key (0x0a "n/h"), value (0x12 PortList)
+    // PortList: 0x0a Port; Port: 0x08 80, 0x10 8080 (0x90 0x3f)
+    std::string port_bytes = bytes({0x08, 80, 0x10, 0x90, 0x3f});
+    std::string list = bytes({0x0a, static_cast<unsigned char>(port_bytes.size())}) + port_bytes;
+    std::string entry = bytes({0x0a, 3, 'n', '/', 'h', 0x12,
+                               static_cast<unsigned char>(list.size())}) + list;
+    CHECK(w.SerializeAsString() ==
+          bytes({0xb2, 0x01, static_cast<unsigned char>(entry.size())}) + entry);
+  }
+  SUBCASE("node, service_account, trust_domain, canonical names") {
+    Workload w;
+    REQUIRE(w.ParseFromString(bytes({0x4a, 1, 'n', 0x3a, 1, 's', 0x32, 1, 't',
+                                     0x52, 1, 'c', 0x5a, 1, 'r'})));
+    CHECK(w.node() == "n");
+    CHECK(w.service_account() == "s");
+    CHECK(w.trust_domain() == "t");
+    CHECK(w.canonical_name() == "c");
+    CHECK(w.canonical_revision() == "r");
+  }
+}
+
+TEST_CASE("Address wraps workload in 1 and service in 2") {
+  istio::workload::Address a;
+  a.mutable_service()->set_name("s");
+  CHECK(a.SerializeAsString() == bytes({0x12, 0x03, 0x0a, 0x01, 's'}));
+  a.mutable_workload()->set_name("w");
+  CHECK(a.SerializeAsString() == bytes({0x0a, 0x03, 0x0a, 0x01, 'w'}));
+}
+
+TEST_CASE("Service addresses, ports and waypoint sit at Istio's numbers") {
+  istio::workload::Service s;
+  auto* addr = s.add_addresses();
+  addr->set_address(bytes({10, 96, 0, 1}));
+  // NetworkAddress: network 1, address 2
+  CHECK(s.SerializeAsString() == bytes({0x22, 0x06, 0x12, 0x04, 10, 96, 0, 1}));
+
+  istio::workload::Service p;
+  p.add_ports()->set_service_port(9080);
+  CHECK(p.SerializeAsString() == bytes({0x2a, 0x03, 0x08, 0xf8, 0x46}));
+
+  istio::workload::Service w;
+  auto* wp = w.mutable_waypoint();
+  wp->mutable_hostname()->set_namespace_("a");
+  wp->set_hbone_mtls_port(15008);
+  // field 7; GatewayAddress: hostname 1 (NamespacedHostname: namespace 1), hbone_mtls_port 3
+  CHECK(w.SerializeAsString() ==
+        bytes({0x3a, 0x08, 0x0a, 0x03, 0x0a, 0x01, 'a', 0x18, 0xa0, 0x75}));
+}
+
+TEST_CASE("Workload with every field set round-trips") {
+  istio::workload::Workload w;
+  w.set_uid("Kubernetes//v1/Pod/default/productpage-0");
+  w.set_name("productpage-0");
+  w.set_namespace_("default");
+  w.add_addresses(bytes({10, 0, 1, 5}));
+  w.add_addresses(bytes({0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5}));
+  w.set_hostname("pp.example");
+  w.set_network("net1");
+  w.set_tunnel_protocol(istio::workload::HBONE);
+  w.set_trust_domain("cluster.local");
+  w.set_service_account("bookinfo-productpage");
+  w.mutable_waypoint()->mutable_address()->set_address(bytes({10, 0, 2, 9}));
+  w.mutable_waypoint()->set_hbone_mtls_port(15008);
+  w.mutable_network_gateway()->mutable_hostname()->set_hostname("gw.example");
+  w.set_node("node-1");
+  w.set_canonical_name("productpage");
+  w.set_canonical_revision("v1");
+  w.set_workload_type(istio::workload::POD);
+  w.set_workload_name("productpage");
+  w.set_native_tunnel(true);
+  auto& ports = (*w.mutable_services())["default/productpage.default.svc.cluster.local"];
+  ports.add_ports()->set_service_port(9080);
+  ports.mutable_ports(0)->set_target_port(9081);
+  w.add_authorization_policies("default/allow-get");
+  w.set_status(istio::workload::UNHEALTHY);
+  w.set_cluster_id("Kubernetes");
+  w.mutable_application_tunnel()->set_protocol(istio::workload::ApplicationTunnel::PROXY);
+  w.mutable_application_tunnel()->set_port(15088);
+  w.mutable_locality()->set_region("r");
+  w.mutable_locality()->set_zone("z");
+  w.mutable_locality()->set_subzone("s");
+  w.set_network_mode(istio::workload::HOST_NETWORK);
+  w.add_extensions()->set_name("ext");
+  w.mutable_capacity()->set_value(3);
+
+  istio::workload::Address in;
+  *in.mutable_workload() = w;
+  istio::workload::Address out;
+  REQUIRE(out.ParseFromString(in.SerializeAsString()));
+  REQUIRE(out.has_workload());
+  const auto& b = out.workload();
+  CHECK(b.uid() == w.uid());
+  CHECK(b.addresses_size() == 2);
+  CHECK(b.addresses(1).size() == 16);
+  CHECK(b.tunnel_protocol() == istio::workload::HBONE);
+  CHECK(b.waypoint().address().address() == bytes({10, 0, 2, 9}));
+  CHECK(b.waypoint().hbone_mtls_port() == 15008);
+  CHECK(b.network_gateway().hostname().hostname() == "gw.example");
+  CHECK(b.services().at("default/productpage.default.svc.cluster.local").ports(0).target_port() ==
+        9081);
+  CHECK(b.status() == istio::workload::UNHEALTHY);
+  CHECK(b.capacity().value() == 3);
+  CHECK(b.application_tunnel().port() == 15088);
+  // Every field set on the way in comes back: nothing was dropped as unknown.
+  CHECK(b.SerializeAsString() == w.SerializeAsString());
+  CHECK(b.ByteSizeLong() == w.ByteSizeLong());
+}
+
+TEST_CASE("Authorization rules, action and scope sit at Istio's numbers") {
+  using namespace istio::security;
+  Authorization a;
+  a.set_scope(WORKLOAD_SELECTOR);
+  a.set_action(DENY);
+  CHECK(a.SerializeAsString() == bytes({0x18, 0x02, 0x20, 0x01}));
+
+  // STRICT PeerAuthentication as istiod converts it: DENY when not_principals: [presence].
+  Authorization strict;
+  strict.mutable_rules()->Add()->add_clauses()->add_matches()->add_not_principals()
+      ->mutable_presence();
+  strict.set_action(DENY);
+  // rules 5 -> Rule.clauses 1 -> Clause.matches 2 -> Match.not_principals 4 -> presence 4
+  CHECK(strict.SerializeAsString() ==
+        bytes({0x20, 0x01, 0x2a, 0x08, 0x0a, 0x06, 0x12, 0x04, 0x22, 0x02, 0x22, 0x00}));
+
+  Match m;
+  m.add_destination_ports(9080);
+  auto* ip = m.add_source_ips();
+  ip->set_address(bytes({10, 0, 0, 0}));
+  ip->set_length(8);
+  Match back;
+  REQUIRE(back.ParseFromString(m.SerializeAsString()));
+  CHECK(back.destination_ports(0) == 9080);
+  CHECK(back.source_ips(0).length() == 8);
+  // source_ips 5 (Address: address 1, length 2), then destination_ports 9 packed
+  CHECK(m.SerializeAsString() == bytes({0x2a, 0x08, 0x0a, 0x04, 10, 0, 0, 0, 0x10, 0x08,
+                                        0x4a, 0x02, 0xf8, 0x46}));
 }
