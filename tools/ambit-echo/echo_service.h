@@ -1,0 +1,119 @@
+// The request -> response core of ambit-echo. It does no I/O: the HTTP/1.1 and HTTP/2 glue
+// turn bytes into a Request, ask EchoService what to answer, and write the Response (after
+// Response::delay, on a loop timer). Counting happens only when a response is really
+// written (EchoService::record), so /stats never reports a response a client did not get.
+//
+// Invariants: /stats is never failed and never counted; the failure pattern advances once
+// per non-/stats request of the whole process, in arrival order.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/base/error.h"
+
+namespace ambit::echo {
+
+enum class HttpVersion : uint8_t { http1, http2 };
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+struct Request {
+  std::string method;
+  std::string target;            // path plus optional "?query", as received
+  std::vector<Header> headers;   // as received; HTTP/2 pseudo-headers excluded
+  std::string peer_ip;           // "origin" in /get
+  HttpVersion version = HttpVersion::http1;
+};
+
+struct Response {
+  int status = 200;
+  std::vector<Header> headers;   // everything except content-length (framing adds it)
+  std::string body;
+  std::chrono::milliseconds delay{0};  // wait this long (without blocking) before answering
+  bool injected = false;         // a failure injected by ECHO_FAIL_*
+  bool counted = true;           // false for /stats, which does not count itself
+};
+
+// Who this backend is; every response says so in headers.
+struct Identity {
+  std::string app_name = "ambit-echo";
+  std::string pod_name;
+  std::string service_version;   // empty: no x-service-version header
+  std::string global_prefix;     // "" or "/v1" (normalized: leading '/', no trailing '/')
+};
+
+// When to answer with an injected failure instead of the real response.
+struct FailureSpec {
+  int status = 503;
+  std::string pattern;           // 'F'/'S' cycle; empty = no pattern
+  double ratio = 0.0;            // 0..1 fraction of random failures
+};
+
+// Pure decision: request number `sequence` (0-based, process-wide) with a uniform random
+// draw in [0,1). A pattern, when set, decides alone; otherwise the ratio does.
+bool should_fail(const FailureSpec& spec, uint64_t sequence, double draw);
+
+// Validates a FailureSpec from the environment's raw strings (empty = unset).
+Result<FailureSpec> parse_failure_spec(std::string_view status, std::string_view pattern,
+                                       std::string_view ratio);
+
+// Process-wide counters, shared by all workers; relaxed atomics (exactness per counter is
+// all /stats promises, not a consistent snapshot across counters).
+class EchoStats {
+ public:
+  void record(HttpVersion version, int status, bool injected);
+  std::string to_json() const;
+  uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> requests_{0};
+  std::atomic<uint64_t> http1_{0};
+  std::atomic<uint64_t> http2_{0};
+  std::atomic<uint64_t> injected_{0};
+  std::array<std::atomic<uint64_t>, 600> by_status_{};
+};
+
+class EchoService {
+ public:
+  // `random01` returns uniform draws in [0,1); tests pass a fake.
+  EchoService(Identity identity, FailureSpec failure, std::function<double()> random01 = {});
+
+  // Decides the answer to one request. Thread-safe.
+  Response handle(const Request& req);
+
+  // Counts a response that is being written to the client. Thread-safe.
+  void record(HttpVersion version, const Response& resp);
+
+  // A response for bytes that were not a valid HTTP request (still carries identity headers).
+  Response bad_request(std::string_view why) const;
+
+  const Identity& identity() const { return identity_; }
+  const EchoStats& stats() const { return stats_; }
+
+ private:
+  Response route(const Request& req, std::string_view path, std::string_view query) const;
+  void add_identity_headers(Response& resp) const;
+
+  Identity identity_;
+  FailureSpec failure_;
+  std::function<double()> random01_;
+  std::atomic<uint64_t> sequence_{0};
+  EchoStats stats_;
+};
+
+// Helpers shared with the protocol glue and tests.
+std::string_view reason_phrase(int status);
+// Whether a response with this status may carry a body / content-length (RFC 9110 §8.6).
+bool status_allows_body(int status);
+
+}  // namespace ambit::echo
