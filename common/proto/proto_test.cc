@@ -4,9 +4,11 @@
 
 #include <string>
 
+#include "common/proto/ads.grpc.pb.h"
 #include "common/proto/authorization.pb.h"
 #include "common/proto/ca.grpc.pb.h"
 #include "common/proto/ca.pb.h"
+#include "common/proto/discovery.pb.h"
 #include "common/proto/local_rate_limit.pb.h"
 #include "common/proto/workload.pb.h"
 
@@ -204,4 +206,95 @@ TEST_CASE("Authorization rules, action and scope sit at Istio's numbers") {
   // source_ips 5 (Address: address 1, length 2), then destination_ports 9 packed
   CHECK(m.SerializeAsString() == bytes({0x2a, 0x08, 0x0a, 0x04, 10, 0, 0, 0, 0x10, 0x08,
                                         0x4a, 0x02, 0xf8, 0x46}));
+}
+
+TEST_CASE("DeltaDiscoveryRequest fields sit at Envoy's numbers") {
+  using envoy::service::discovery::v3::DeltaDiscoveryRequest;
+  DeltaDiscoveryRequest r;
+  r.set_type_url("t");
+  CHECK(r.SerializeAsString() == bytes({0x12, 0x01, 't'}));
+
+  DeltaDiscoveryRequest sub;
+  sub.add_resource_names_subscribe("*");
+  sub.add_resource_names_unsubscribe("x");
+  CHECK(sub.SerializeAsString() == bytes({0x1a, 0x01, '*', 0x22, 0x01, 'x'}));
+
+  DeltaDiscoveryRequest ack;
+  ack.set_response_nonce("n");
+  ack.mutable_error_detail()->set_code(3);
+  ack.mutable_error_detail()->set_message("m");
+  // response_nonce 6; error_detail 7 (Status: code 1, message 2)
+  CHECK(ack.SerializeAsString() == bytes({0x32, 0x01, 'n', 0x3a, 0x05, 0x08, 0x03, 0x12, 0x01, 'm'}));
+
+  DeltaDiscoveryRequest again;
+  (*again.mutable_initial_resource_versions())["a"] = "1";
+  // map field 5: entry key 1, value 2
+  CHECK(again.SerializeAsString() == bytes({0x2a, 0x06, 0x0a, 0x01, 'a', 0x12, 0x01, '1'}));
+
+  DeltaDiscoveryRequest node;
+  node.mutable_node()->set_id("ztunnel~10.0.0.1~p.ns~ns.svc.cluster.local");
+  node.mutable_node()->mutable_metadata();
+  DeltaDiscoveryRequest nback;
+  REQUIRE(nback.ParseFromString(node.SerializeAsString()));
+  CHECK(nback.node().id() == node.node().id());
+  // node is field 1 and Node.id is field 1: tag, length, tag.
+  const std::string wire = node.SerializeAsString();
+  CHECK(wire[0] == 0x0a);
+  CHECK(wire[2] == 0x0a);
+}
+
+TEST_CASE("DeltaDiscoveryResponse fields sit at Envoy's numbers") {
+  using envoy::service::discovery::v3::DeltaDiscoveryResponse;
+  DeltaDiscoveryResponse resp;
+  resp.set_nonce("n");
+  resp.add_removed_resources("gone");
+  resp.set_type_url("t");
+  resp.set_system_version_info("v");
+  // system_version_info 1, type_url 4, nonce 5, removed_resources 6
+  CHECK(resp.SerializeAsString() ==
+        bytes({0x0a, 0x01, 'v', 0x22, 0x01, 't', 0x2a, 0x01, 'n', 0x32, 0x04, 'g', 'o', 'n', 'e'}));
+
+  DeltaDiscoveryResponse with;
+  auto* res = with.add_resources();
+  res->set_name("r");
+  res->set_version("1");
+  // resources 2; Resource: version 1, name 3
+  CHECK(with.SerializeAsString() == bytes({0x12, 0x06, 0x0a, 0x01, '1', 0x1a, 0x01, 'r'}));
+}
+
+TEST_CASE("A Delta response carries an Address that decodes on the other side") {
+  istio::workload::Address addr;
+  addr.mutable_workload()->set_uid("Kubernetes//v1/Pod/default/a-0");
+  addr.mutable_workload()->add_addresses(bytes({10, 0, 0, 7}));
+
+  envoy::service::discovery::v3::DeltaDiscoveryResponse resp;
+  resp.set_type_url("type.googleapis.com/istio.workload.Address");
+  auto* res = resp.add_resources();
+  res->set_name(addr.workload().uid());
+  res->mutable_resource()->PackFrom(addr);
+  CHECK(res->resource().type_url() == resp.type_url());
+
+  envoy::service::discovery::v3::DeltaDiscoveryResponse got;
+  REQUIRE(got.ParseFromString(resp.SerializeAsString()));
+  istio::workload::Address back;
+  REQUIRE(got.resources(0).resource().UnpackTo(&back));
+  CHECK(back.workload().addresses(0) == bytes({10, 0, 0, 7}));
+}
+
+TEST_CASE("ADS service keeps Envoy's full name and both methods") {
+  using envoy::service::discovery::v3::AggregatedDiscoveryService;
+  CHECK(AggregatedDiscoveryService::service_full_name() ==
+        std::string("envoy.service.discovery.v3.AggregatedDiscoveryService"));
+  // ads.proto has no messages, so nothing else pulls its descriptor out of the static library.
+  REQUIRE(&descriptor_table_ads_2eproto != nullptr);
+  const auto* svc = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+      "envoy.service.discovery.v3.AggregatedDiscoveryService");
+  REQUIRE(svc != nullptr);
+  const auto* delta = svc->FindMethodByName("DeltaAggregatedResources");
+  REQUIRE(delta != nullptr);
+  CHECK(delta->client_streaming());
+  CHECK(delta->server_streaming());
+  CHECK(delta->input_type()->full_name() == "envoy.service.discovery.v3.DeltaDiscoveryRequest");
+  CHECK(delta->output_type()->full_name() == "envoy.service.discovery.v3.DeltaDiscoveryResponse");
+  CHECK(svc->FindMethodByName("StreamAggregatedResources") != nullptr);
 }
