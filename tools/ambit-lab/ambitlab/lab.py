@@ -123,15 +123,27 @@ def create_pod(state: dict, plan: Plan, pod: PodPlan) -> None:
 def start_pod(state: dict, pod: PodPlan) -> None:
     binary = state["options"]["echo_bin"]
     for c in pod.containers:
-        log = os.path.join(st.LOG_DIR, f"{pod.namespace}_{pod.name}_{c.name}.log")
-        record = procs.start([binary, *c.args], c.env, pod.netns, pod_cgroup(state, pod), log)
-        record.update({
-            "role": "app", "name": f"{pod.namespace}/{pod.name}/{c.name}", "namespace": pod.namespace,
-            "pod": pod.name, "container": c.name, "node": pod.node, "netns": pod.netns,
-            "cgroup": pod_cgroup(state, pod), "ready_ports": c.ready_ports, "ip": pod.ip,
-            "admin_socket": None, "metrics_address": None})
-        state["processes"].append(record)
-        st.save(state)
+        launch(state, role="app", name=f"{pod.namespace}/{pod.name}/{c.name}", node=pod.node,
+               argv=[binary, *c.args], env=c.env, netns=pod.netns, cgroup=pod_cgroup(state, pod),
+               ready_ports=c.ready_ports, ip=pod.ip,
+               extra={"namespace": pod.namespace, "pod": pod.name, "container": c.name})
+
+
+def launch(state: dict, *, role: str, name: str, node: str | None, argv: list[str], env: dict[str, str],
+           netns: str | None, cgroup: str | None, ready_ports: list[int], ip: str = "127.0.0.1",
+           admin_socket: str | None = None, metrics_address: str | None = None,
+           extra: dict | None = None) -> dict:
+    """Start one recorded process. Mesh processes (ambit-cp, ztunnel per node, waypoints)
+    go through here too, with their role, admin socket and metrics address, so that
+    `status` shows them and `down` stops them."""
+    log = os.path.join(st.LOG_DIR, name.replace("/", "_") + ".log")
+    record = procs.start(argv, env, netns, cgroup, log)
+    record.update({"role": role, "name": name, "node": node, "netns": netns, "cgroup": cgroup,
+                   "ready_ports": ready_ports, "ip": ip, "admin_socket": admin_socket,
+                   "metrics_address": metrics_address, **(extra or {})})
+    state["processes"].append(record)
+    st.save(state)
+    return record
 
 
 def refresh_names_and_rules(state: dict, plan: Plan) -> None:

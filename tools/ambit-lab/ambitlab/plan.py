@@ -202,8 +202,10 @@ def container_plan(c: dict, pod_name: str, labels: dict, app_default: str) -> Co
         elif "PORT" not in env:
             args += ["--http-port", str(p["containerPort"])]
             ready.append(p["containerPort"])
-    for var in ("PORT", "TCP_PORT"):
-        if env.get(var, "").isdigit() and int(env[var]) > 0:
+    # ambit-echo reads PORT / TCP_PORT only when no flag of that kind was given.
+    flags = set(args[::2])
+    for var, flag in (("PORT", "--http-port"), ("TCP_PORT", "--tcp-port")):
+        if flag not in flags and env.get(var, "").isdigit() and int(env[var]) > 0:
             ready.append(int(env[var]))
     return ContainerPlan(c["name"], args, env, ports, sorted(set(ready)))
 

@@ -155,3 +155,9 @@ def test_container_env_wins_and_port_env_replaces_flags():
     assert c.env["HOSTNAME"] == "hw-0"  # the lab always names the pod
     assert c.env["SERVICE_VERSION"] == "v9" and c.env["APP_NAME"] == "helloworld" and c.env["TCP_PORT"] == "7000"
     assert c.args == [] and c.ready_ports == [5000, 7000]
+
+
+def test_port_env_is_not_awaited_when_flags_override_it():
+    c = container_plan({"name": "a", "env": [{"name": "TCP_PORT", "value": "7000"}],
+                        "ports": [{"containerPort": 9000, "name": "tcp"}]}, "a-0", {}, "a")
+    assert c.args == ["--tcp-port", "9000"] and c.ready_ports == [9000]

@@ -217,8 +217,9 @@ def inside_netns(name: str):
                 raise LabError("cannot return to the original netns")
 
 
-def port_accepts(netns: str, address: str, port: int) -> bool:
-    with inside_netns(netns):
+def port_accepts(netns: str | None, address: str, port: int) -> bool:
+    """Whether address:port takes a TCP connection inside netns (None: where we are)."""
+    with inside_netns(netns) if netns else contextlib.nullcontext():
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.settimeout(0.5)
             return s.connect_ex((address, port)) == 0
