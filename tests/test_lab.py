@@ -101,7 +101,7 @@ def test_pod_to_pod_across_nodes(lab):
     "http://10.96.7.7:8080/", "http://api.backend:8080/", "http://api.backend.svc.cluster.local:8080/"])
 def test_service_by_ip_and_by_name(lab, url):
     code, headers, _ = lab.curl("frontend/web-0", url)
-    assert code == 200 and headers["x-pod-name"] == "api-0" and headers["x-app-name"] == "api"
+    assert code == 200 and headers["x-pod-name"] == "api-0" and headers["x-app-name"] == "api-server"
 
 
 def test_short_service_name_only_in_own_namespace(lab):
