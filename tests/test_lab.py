@@ -131,7 +131,10 @@ def test_exec_unknown_pod_suggests_close_names(lab):
 
 def test_processes_live_in_their_pod_netns_and_cgroup(lab):
     state = load_state()
+    status_pods = {f"{p['namespace']}/{p['name']}": p for p in lab.status()["pods"]}
     for proc in state["processes"]:
+        pod = status_pods[f"{proc['namespace']}/{proc['pod']}"]
+        assert (pod["netns"], pod["cgroup"]) == (proc["netns"], proc["cgroup"])
         netns_inode = os.stat(f"/run/netns/{proc['netns']}").st_ino
         assert os.stat(f"/proc/{proc['pid']}/ns/net").st_ino == netns_inode
         with open(f"/proc/{proc['pid']}/cgroup") as f:

@@ -67,8 +67,8 @@ def cmd_up(args) -> int:
     st.save(state)
     try:
         lab.realize(state, objs, plan)
-    except (system.LabError, OSError) as err:
-        print(f"ambit-lab: up failed: {err}", file=sys.stderr)
+    except (system.LabError, OSError, KeyboardInterrupt) as err:
+        print(f"ambit-lab: up failed: {err or 'interrupted'}", file=sys.stderr)
         print("ambit-lab: removing what was created", file=sys.stderr, flush=True)
         for left in lab.teardown(state):
             print(f"ambit-lab: could not remove: {left}", file=sys.stderr)
@@ -183,6 +183,7 @@ def status_view(state: dict) -> dict:
     nodes = [{"name": n["name"], "netns": n["netns"], "ip": n["ip"], "pod_cidr": n["pod_cidr"],
               "ztunnel": "skipped" if n["name"] in skip else "not started"} for n in plan["nodes"]]
     pods = []
+    cgroup_root = (state.get("cgroup2") or {}).get("root", "")
     for p in plan["pods"]:
         mine = [r for r in state["processes"] if r.get("role") == "app"
                 and r.get("namespace") == p["namespace"] and r.get("pod") == p["name"]]
@@ -190,7 +191,9 @@ def status_view(state: dict) -> dict:
         if ready and os.geteuid() == 0:
             ready = all(system.port_accepts(p["netns"], p["ip"], port) for r in mine for port in r["ready_ports"])
         pods.append({"namespace": p["namespace"], "name": p["name"], "node": p["node"], "ip": p["ip"],
-                     "netns": p["netns"], "service_account": p["service_account"], "labels": p["labels"],
+                     "netns": p["netns"], "host_veth": p["host_veth"],
+                     "cgroup": os.path.join(cgroup_root, p["namespace"], p["name"]),
+                     "service_account": p["service_account"], "labels": p["labels"],
                      "owner": p["owner"], "ready": ready})
     services = [{"namespace": s["namespace"], "name": s["name"], "cluster_ip": s["cluster_ip"],
                  "ports": s["ports"], "endpoints": [e["pod"] for e in s["endpoints"]]} for s in plan["services"]]

@@ -310,7 +310,8 @@ def teardown(state: dict) -> list[str]:
         if not system.remove_cgroup_tree(root):
             leftovers.append(f"cgroup {root} is still busy")
     for mount in reversed(created.get("mounts", [])):
-        system.unmount(mount)
+        if not system.unmount(mount):
+            leftovers.append(f"mount {mount} is still busy")
     if not leftovers:
         shutil.rmtree(st.RUN_DIR, ignore_errors=True)
     return leftovers

@@ -153,8 +153,10 @@ def mount_cgroup2(path: str) -> None:
     run("mount", "-t", "cgroup2", "none", path)
 
 
-def unmount(path: str) -> None:
-    subprocess.run(["umount", path], capture_output=True, timeout=30)
+def unmount(path: str) -> bool:
+    if not os.path.ismount(path):
+        return True
+    return subprocess.run(["umount", path], capture_output=True, timeout=30).returncode == 0
 
 
 def make_cgroup(path: str) -> None:
