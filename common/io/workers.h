@@ -17,7 +17,7 @@ namespace ambit::io {
 
 struct WorkerPoolOptions {
   unsigned workers = 0;    // 0 = one per online CPU
-  LoopOptions loop;
+  LoopOptions loop{};
   bool pin_cpus = false;   // pin worker i to CPU i % ncpu
 };
 
