@@ -127,27 +127,26 @@ struct TlsSession::Impl {
   }
 
   Status init(const TlsContext& ctx, bool is_client) {
-    Impl& s = *this;
-    s.client = is_client;
-    s.state = ctx.snapshot();
-    s.ssl.reset(SSL_new(s.state->ctx.get()));
-    if (!s.ssl) return detail::openssl_error(Errc::resource_exhausted, "cannot allocate a TLS session");
-    s.rbio = BIO_new(BIO_s_mem());
-    s.wbio = BIO_new(BIO_s_mem());
-    if (s.rbio == nullptr || s.wbio == nullptr) {
-      BIO_free(s.rbio);
-      BIO_free(s.wbio);
+    client = is_client;
+    state = ctx.snapshot();
+    ssl.reset(SSL_new(state->ctx.get()));
+    if (!ssl) return detail::openssl_error(Errc::resource_exhausted, "cannot allocate a TLS session");
+    rbio = BIO_new(BIO_s_mem());
+    wbio = BIO_new(BIO_s_mem());
+    if (rbio == nullptr || wbio == nullptr) {
+      BIO_free(rbio);
+      BIO_free(wbio);
       return detail::openssl_error(Errc::resource_exhausted, "cannot allocate TLS buffers");
     }
-    SSL_set_bio(s.ssl.get(), s.rbio, s.wbio);
-    if (SSL_set_ex_data(s.ssl.get(), session_ex_index(), &s) != 1)
+    SSL_set_bio(ssl.get(), rbio, wbio);
+    if (SSL_set_ex_data(ssl.get(), session_ex_index(), this) != 1)
       return detail::openssl_error(Errc::internal, "cannot attach the session to OpenSSL");
     int mode = is_client ? SSL_VERIFY_PEER : SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
-    SSL_set_verify(s.ssl.get(), mode, &Impl::verify_callback);
+    SSL_set_verify(ssl.get(), mode, &Impl::verify_callback);
     if (is_client)
-      SSL_set_connect_state(s.ssl.get());
+      SSL_set_connect_state(ssl.get());
     else
-      SSL_set_accept_state(s.ssl.get());
+      SSL_set_accept_state(ssl.get());
     return {};
   }
 

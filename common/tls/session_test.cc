@@ -364,6 +364,25 @@ TEST_CASE("server refuses a client that does not offer ALPN h2") {
   CHECK(client.failed);
 }
 
+TEST_CASE("client sends SNI when asked, and refuses a server that does not agree on h2") {
+  Mesh mesh;
+  auto server_creds = mesh.creds(kBookinfo);
+  auto client_ctx = mesh.context(kSleep);
+  RawPeer server({.client = false, .creds = &server_creds});  // TLS 1.3, but no ALPN support
+  auto c = TlsSession::connect(*client_ctx, ConnectOptions{IdentityPolicy::any_of({id(kBookinfo)}),
+                                                           "bookinfo.default.svc.cluster.local"});
+  REQUIRE(c.ok());
+  pump(*c, server);
+  const char* sni = SSL_get_servername(server.ssl, TLSEXT_NAMETYPE_host_name);
+  REQUIRE(sni != nullptr);
+  CHECK(std::string(sni) == "bookinfo.default.svc.cluster.local");
+  REQUIRE(c->failure() != nullptr);
+  CHECK(c->failure()->code == Errc::tls_handshake);
+  CHECK(c->failure()->message.find("did not agree on ALPN 'h2'") != std::string::npos);
+  CHECK_FALSE(c->handshake_done());
+  CHECK(c->write(bytes("x")).error().code == Errc::tls_handshake);
+}
+
 TEST_CASE("garbage and plaintext sent to a server fail cleanly with a named error") {
   Mesh mesh;
   auto server_ctx = mesh.context(kBookinfo);
