@@ -283,6 +283,38 @@ Status check_key_matches_cert(const X509& cert, const EVP_PKEY& key) {
   return {};
 }
 
+Status verify_chain(std::span<const X509Ptr> chain, std::span<const X509Ptr> roots,
+                    std::optional<TimePoint> at) {
+  if (chain.empty() || !chain.front())
+    return make_error(Errc::invalid_argument, "certificate chain is empty");
+  if (roots.empty()) return make_error(Errc::invalid_argument, "no trust roots to verify against");
+  std::unique_ptr<X509_STORE, decltype(&X509_STORE_free)> store(X509_STORE_new(), X509_STORE_free);
+  std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)> ctx(X509_STORE_CTX_new(),
+                                                                      X509_STORE_CTX_free);
+  std::unique_ptr<STACK_OF(X509), void (*)(STACK_OF(X509)*)> untrusted(
+      sk_X509_new_null(), [](STACK_OF(X509)* s) { sk_X509_free(s); });  // does not own the certs
+  if (!store || !ctx || !untrusted)
+    return openssl_error(Errc::resource_exhausted, "cannot allocate a verification context");
+  for (const auto& root : roots) {
+    if (!root || X509_STORE_add_cert(store.get(), root.get()) != 1)
+      return openssl_error(Errc::invalid_argument, "cannot use a trust root");
+  }
+  for (size_t i = 1; i < chain.size(); ++i) {
+    if (!chain[i] || sk_X509_push(untrusted.get(), chain[i].get()) == 0)
+      return openssl_error(Errc::invalid_argument, "cannot use certificate #" + std::to_string(i + 1));
+  }
+  if (X509_STORE_CTX_init(ctx.get(), store.get(), chain.front().get(), untrusted.get()) != 1)
+    return openssl_error(Errc::internal, "cannot initialise chain verification");
+  if (at) X509_STORE_CTX_set_time(ctx.get(), 0, std::chrono::system_clock::to_time_t(*at));
+  if (X509_verify_cert(ctx.get()) == 1) return {};
+  int err = X509_STORE_CTX_get_error(ctx.get());
+  int depth = X509_STORE_CTX_get_error_depth(ctx.get());
+  ERR_clear_error();
+  return make_error(Errc::invalid_argument, std::string("certificate chain does not verify: ") +
+                                                X509_verify_cert_error_string(err) + " (depth " +
+                                                std::to_string(depth) + ")");
+}
+
 Result<X509Ptr> create_root_ca(const EVP_PKEY& key, const RootCaOptions& opts) {
   X509Ptr cert(X509_new());
   if (!cert) return openssl_error(Errc::resource_exhausted, "cannot allocate a certificate");

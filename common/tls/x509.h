@@ -50,6 +50,11 @@ Result<X509Ptr> cert_from_pem(std::string_view pem);      // the first certifica
 Result<CertChain> chain_from_pem(std::string_view pem);   // every certificate, in order
 Result<std::string> chain_to_pem(std::span<const X509Ptr> chain);
 Status check_key_matches_cert(const X509& cert, const EVP_PKEY& key);
+// Checks that `chain` (leaf first, then intermediates; a trailing root is fine) chains to
+// one of `roots` and is valid at `at` (default: now). For a certificate manager to vet a
+// CA's answer before installing it. Errc::invalid_argument naming the failure and depth.
+Status verify_chain(std::span<const X509Ptr> chain, std::span<const X509Ptr> roots,
+                    std::optional<TimePoint> at = std::nullopt);
 
 struct RootCaOptions {
   std::string common_name = "Ambit Root CA";

@@ -209,6 +209,20 @@ TEST_CASE("chain PEM: several certificates in order; bad input named") {
   REQUIRE(first.ok());
   CHECK(X509_cmp(first->get(), chain->front().get()) == 0);
 
+  // The chain the CA returned verifies against its root, now but not after expiry, and
+  // not against an unrelated root.
+  CHECK(verify_chain(*chain, std::span(&ca->cert, 1)).ok());
+  auto info = inspect_cert(*chain->front());
+  auto late = verify_chain(*chain, std::span(&ca->cert, 1), info->not_after + std::chrono::hours(1));
+  REQUIRE_FALSE(late.ok());
+  CHECK(late.error().message.find("expired") != std::string::npos);
+  auto other = test_pki::make_ca();
+  REQUIRE(other.ok());
+  auto foreign = verify_chain(*chain, std::span(&other->cert, 1));
+  REQUIRE_FALSE(foreign.ok());
+  CHECK(foreign.error().message.find("does not verify") != std::string::npos);
+  CHECK_FALSE(verify_chain({}, std::span(&ca->cert, 1)).ok());
+
   auto none = chain_from_pem("");
   REQUIRE_FALSE(none.ok());
   CHECK(none.error().message.find("no certificate") != std::string::npos);
