@@ -5,8 +5,9 @@
 namespace ambit::hbone {
 namespace {
 
-// A CONNECT needs a handful of short headers; anything near this is abuse.
-constexpr size_t kMaxRequestHeaderBytes = 64u << 10;
+// A CONNECT needs a handful of short headers (well under 2 KiB); 32 KiB leaves room for
+// long baggage or tracestate while bounding what one stream can make us hold.
+constexpr size_t kMaxRequestHeaderBytes = 32u << 10;
 
 }  // namespace
 
@@ -158,6 +159,7 @@ Status ServerSession::respond(Stream& st, int status, bool with_body) {
   st.refused = true;
   st.reset_by_us = true;
   st.eof_sent = true;
+  st.write_closed = true;
   st.send.clear();
   st.send_head = 0;
   st.reset_after_response = true;

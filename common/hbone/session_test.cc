@@ -271,6 +271,32 @@ TEST_CASE("the codec answers 400 itself: proxy port, GET, bad authority") {
   }
 }
 
+TEST_CASE("oversized request headers are refused with 400, the connection lives on") {
+  Wire w;
+  Recorder big, ok;
+  std::string filler(15000, 'a');  // 45 KB in all: nghttp2 sends it, we refuse it
+  w.open(big, "10.0.0.5:80", {{"x-a", filler}, {"x-b", filler}, {"x-c", filler}});
+  w.pump();
+  CHECK(big.status == 400);
+  REQUIRE(w.owner.rejected.size() == 1);
+  CHECK(w.owner.rejected[0].second.reason == RejectReason::malformed);
+  w.owner.answer = Owner::Answer::accept_now;
+  w.open(ok);
+  w.pump();
+  CHECK(ok.status == 200);
+}
+
+TEST_CASE("a refused stream takes no more writes") {
+  Wire w;
+  Recorder c;
+  int32_t id = w.open(c);
+  w.pump();
+  REQUIRE(w.server.refuse(id, 503).ok());
+  CHECK_FALSE(w.server.write(id, as_bytes("x")).ok());
+  w.pump();
+  CHECK(c.status == 503);
+}
+
 TEST_CASE("client refuses to build invalid requests") {
   ClientSession client;
   Recorder r;
