@@ -39,7 +39,8 @@ def free_port() -> int:
 class Echo:
     """One ambit-echo process on loopback; stopped by PID."""
 
-    def __init__(self, binary: str, env: dict[str, str] | None = None, tcp: bool = True):
+    def __init__(self, binary: str, env: dict[str, str] | None = None, tcp: bool = True,
+                 args: tuple[str, ...] = ()):
         self.http_port = free_port()
         self.tcp_port = free_port() if tcp else 0
         full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOST": "127.0.0.1",
@@ -48,7 +49,9 @@ class Echo:
         full_env.update(env or {})
         self.stderr_lines: list[str] = []
         self.ready = threading.Event()
-        self.proc = subprocess.Popen([binary, "--http-port", str(self.http_port)], env=full_env,
+        self.host = full_env["HOST"]
+        self.proc = subprocess.Popen([binary, "--http-port", str(self.http_port), *args],
+                                     env=full_env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
         # Keep draining stderr so that logging can never block the server on a full pipe.
@@ -65,7 +68,8 @@ class Echo:
                 self.ready.set()
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.http_port}{path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.http_port}{path}"
 
     def stop(self):
         if self.proc.poll() is None:
@@ -81,8 +85,8 @@ class Echo:
 def start_echo(echo_binary):
     started: list[Echo] = []
 
-    def start(env: dict[str, str] | None = None, tcp: bool = True) -> Echo:
-        e = Echo(echo_binary, env, tcp)
+    def start(env: dict[str, str] | None = None, tcp: bool = True, args=()) -> Echo:
+        e = Echo(echo_binary, env, tcp, tuple(args))
         started.append(e)
         return e
 
@@ -284,3 +288,50 @@ def test_bad_configuration_exits_with_a_reason(echo_binary):
                           capture_output=True, text=True, timeout=10)
     assert done.returncode == 2
     assert "ECHO_FAIL_PATTERN" in done.stderr
+
+
+def test_several_workers_share_the_ports_and_the_stats(start_echo):
+    e = start_echo(args=["--workers", "2"])
+    for _ in range(20):  # separate connections: the kernel spreads them over both workers
+        assert curl(e.url("/status/202"), "http1")[0] == 202
+    with socket.create_connection(("127.0.0.1", e.tcp_port), timeout=10) as s:
+        s.sendall(b"ping")
+        s.shutdown(socket.SHUT_WR)
+        assert recv_all(s) == b"ping"
+    assert stats(e)["by_status"] == {"202": 20}
+
+
+def test_ipv6_loopback(start_echo):
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError as err:
+        pytest.skip(f"no IPv6 loopback here: {err}")
+    e = start_echo({"HOST": "::1"}, tcp=False)
+    status, _, body = curl(e.url("/get"), "http2")
+    assert status == 200
+    assert json.loads(body)["origin"] == "::1"
+
+
+def test_garbage_never_takes_the_server_down(echo):
+    """Random bytes, truncated requests and broken HTTP/2 frames: each connection ends, the
+    server keeps answering."""
+    import random
+    rng = random.Random(7)
+    inputs = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3000))) for _ in range(20)]
+    inputs += [H2_PREFACE + blob for blob in inputs[:10]]
+    inputs += [b"GET /get HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort",
+               b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+               b"GET / HTTP/1.1\r\nX: " + b"a" * 100_000 + b"\r\n\r\n",
+               H2_PREFACE[:10]]
+    for blob in inputs:
+        with socket.create_connection(("127.0.0.1", echo.http_port), timeout=10) as s:
+            try:
+                s.sendall(blob)
+                s.shutdown(socket.SHUT_WR)
+                recv_all(s)
+            except (ConnectionResetError, BrokenPipeError):
+                pass  # closing on a peer that is still sending may reset; that is fine
+    assert echo.proc.poll() is None
+    assert curl(echo.url("/"), "http1")[0] == 200
+    assert curl(echo.url("/"), "http2")[0] == 200

@@ -165,8 +165,8 @@ Environment:
   ECHO_FAIL_PATTERN  cycle over requests: F = fail, S = succeed (FFS = fail 2 of 3)
   ECHO_FAIL_RATIO    random fraction 0..1 of requests to fail (when no pattern is set)
 
-Endpoints: / (names the backend), /status/<code>, /delay/<seconds>, /headers, /get,
-/stats (requests served; never failed, not counted).
+Endpoints: /status/<code>, /delay/<seconds> (max 30), /headers, /get, /stats (requests
+served; never failed, not counted); / and every other path answer 200 naming the backend.
 )";
 }
 
