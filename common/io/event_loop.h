@@ -71,6 +71,7 @@ class EventLoop;
 struct OpOptions {
   TimePoint deadline = TimePoint::max();  // max = no deadline
   CancelToken* cancel = nullptr;
+  int msg_flags = 0;  // extra recv/send flags, e.g. MSG_PEEK to sniff a protocol
 };
 
 // Base of every awaitable operation. It lives in the awaiting coroutine's frame (as the
@@ -90,12 +91,15 @@ class Operation : public Completion {
 
  protected:
   Operation(EventLoop& loop, const OpOptions& opts, bool cancelled_by_stop = true);
+  // Aborts if the operation is still in flight: the kernel would later write into, and
+  // the loop resume, freed memory (a Task destroyed while suspended is such a bug).
   ~Operation();
 
   // Fill the operation's SQE (user_data is set by the base).
   virtual void prepare(io_uring_sqe* sqe) = 0;
   int result() const { return res_; }
   uint32_t cqe_flags() const { return cqe_flags_; }
+  int msg_flags() const { return opts_.msg_flags; }
   // The error for a failed result: Errc::timeout if the deadline fired, else the errno
   // mapped by sys_error with `what` (e.g. "recv on fd 7") as the message.
   Error error(std::string_view what) const;
@@ -120,7 +124,6 @@ class Operation : public Completion {
   uint8_t pending_legs_ = 0;
   bool timed_out_ = false;
   bool cancelled_by_stop_;
-  bool submitted_ = false;
   Operation* token_prev_ = nullptr;
   Operation* token_next_ = nullptr;
 };
@@ -221,6 +224,21 @@ class FdOp final : public Operation {
   int fd_;
 };
 
+// splice(2) between a pipe and another fd (socket -> pipe -> socket copies without going
+// through user space): Result<size_t>, 0 = EOF on the input.
+class SpliceOp final : public Operation {
+ public:
+  SpliceOp(EventLoop& loop, int fd_in, int fd_out, size_t len, const OpOptions& o)
+      : Operation(loop, o), in_(fd_in), out_(fd_out), len_(len) {}
+  Result<size_t> await_resume() const;
+
+ private:
+  void prepare(io_uring_sqe* sqe) override;
+  int in_;
+  int out_;
+  size_t len_;
+};
+
 // One-shot poll: Result<uint32_t> with the returned events (POLLIN, POLLOUT, POLLHUP...).
 class PollOp final : public Operation {
  public:
@@ -290,6 +308,11 @@ class EventLoop {
   }
   PollOp poll(int fd, uint32_t events, const OpOptions& o = {}) {
     return {*this, fd, events, o};
+  }
+  // Moves up to len bytes from fd_in to fd_out; one of them must be a pipe. Only when
+  // has_splice() (the opcode is optional).
+  SpliceOp splice(int fd_in, int fd_out, size_t len, const OpOptions& o = {}) {
+    return {*this, fd_in, fd_out, len, o};
   }
   SleepOp sleep(Duration d, CancelToken* cancel = nullptr) {
     return {*this, now() + d, cancel};

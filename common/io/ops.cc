@@ -2,10 +2,14 @@
 #include <liburing.h>
 #include <sys/socket.h>
 
+#include <fcntl.h>
+
 #include <cerrno>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
+#include "common/base/log.h"
 #include "common/io/event_loop.h"
 
 namespace ambit::io {
@@ -39,7 +43,13 @@ std::string_view kind_name(TransferOp::Kind k) {
 Operation::Operation(EventLoop& loop, const OpOptions& opts, bool cancelled_by_stop)
     : loop_(loop), opts_(opts), cancelled_by_stop_(cancelled_by_stop) {}
 
-Operation::~Operation() { unlink_from_token(); }
+Operation::~Operation() {
+  if (pending_legs_ != 0) {
+    log::get("io")->critical("an io_uring operation was destroyed while in flight");
+    std::abort();
+  }
+  unlink_from_token();
+}
 
 bool Operation::await_suspend(std::coroutine_handle<> waiter) {
   waiter_ = waiter;
@@ -64,7 +74,6 @@ bool Operation::await_suspend(std::coroutine_handle<> waiter) {
     io_uring_sqe_set_data(t, static_cast<Completion*>(&timeout_leg_));
     pending_legs_ = 2;
   }
-  submitted_ = true;
   if (CancelToken* tok = opts_.cancel) {
     token_next_ = tok->head_;
     if (tok->head_ != nullptr) tok->head_->token_prev_ = this;
@@ -130,8 +139,10 @@ void CancelToken::cancel() {
 void TransferOp::prepare(io_uring_sqe* sqe) {
   const auto len = static_cast<unsigned>(len_);
   switch (kind_) {
-    case Kind::recv: io_uring_prep_recv(sqe, fd_, data_, len_, 0); break;
-    case Kind::send: io_uring_prep_send(sqe, fd_, data_, len_, MSG_NOSIGNAL); break;
+    case Kind::recv: io_uring_prep_recv(sqe, fd_, data_, len_, msg_flags()); break;
+    case Kind::send:
+      io_uring_prep_send(sqe, fd_, data_, len_, MSG_NOSIGNAL | msg_flags());
+      break;
     // Offset -1: the file's current position (pipes, sockets, eventfds have none).
     case Kind::read: io_uring_prep_read(sqe, fd_, data_, len, static_cast<__u64>(-1)); break;
     case Kind::write: io_uring_prep_write(sqe, fd_, data_, len, static_cast<__u64>(-1)); break;
@@ -192,6 +203,15 @@ Status FdOp::await_resume() const {
   if (result() >= 0) return {};
   return error(fmt::format("{} on fd {}", kind_ == Kind::close ? "close" : "shutdown(SHUT_WR)",
                            fd_));
+}
+
+void SpliceOp::prepare(io_uring_sqe* sqe) {
+  io_uring_prep_splice(sqe, in_, -1, out_, -1, static_cast<unsigned>(len_), SPLICE_F_MOVE);
+}
+
+Result<size_t> SpliceOp::await_resume() const {
+  if (result() >= 0) return static_cast<size_t>(result());
+  return error(fmt::format("splice from fd {} to fd {}", in_, out_));
 }
 
 void PollOp::prepare(io_uring_sqe* sqe) { io_uring_prep_poll_add(sqe, fd_, events_); }
