@@ -7,9 +7,14 @@
 #include "common/proto/ads.grpc.pb.h"
 #include "common/proto/authorization.pb.h"
 #include "common/proto/ca.grpc.pb.h"
+#include "common/proto/authorization_policy.pb.h"
 #include "common/proto/ca.pb.h"
+#include "common/proto/destination_rule.pb.h"
 #include "common/proto/discovery.pb.h"
 #include "common/proto/local_rate_limit.pb.h"
+#include "common/proto/peer_authentication.pb.h"
+#include "common/proto/request_authentication.pb.h"
+#include "common/proto/virtual_service.pb.h"
 #include "common/proto/workload.pb.h"
 
 namespace {
@@ -297,4 +302,129 @@ TEST_CASE("ADS service keeps Envoy's full name and both methods") {
   CHECK(delta->input_type()->full_name() == "envoy.service.discovery.v3.DeltaDiscoveryRequest");
   CHECK(delta->output_type()->full_name() == "envoy.service.discovery.v3.DeltaDiscoveryResponse");
   CHECK(svc->FindMethodByName("StreamAggregatedResources") != nullptr);
+}
+
+TEST_CASE("VirtualService routes, weights and matches sit at Istio's numbers") {
+  using namespace istio::networking::v1alpha3;
+  VirtualService vs;
+  auto* route = vs.add_http();
+  auto* dst = route->add_route();
+  dst->mutable_destination()->set_subset("v2");
+  dst->set_weight(25);
+  // http 3 -> HTTPRoute.route 2 -> HTTPRouteDestination{destination 1{subset 2}, weight 2}
+  CHECK(vs.SerializeAsString() ==
+        bytes({0x1a, 0x0a, 0x12, 0x08, 0x0a, 0x04, 0x12, 0x02, 'v', '2', 0x10, 25}));
+
+  HTTPRoute r;
+  r.mutable_timeout()->set_seconds(5);
+  r.mutable_retries()->set_attempts(3);
+  // timeout 6 (Duration.seconds 1), retries 7 (attempts 1)
+  CHECK(r.SerializeAsString() == bytes({0x32, 0x02, 0x08, 0x05, 0x3a, 0x02, 0x08, 0x03}));
+
+  HTTPMatchRequest m;
+  m.mutable_uri()->set_regex("/a.*");
+  // uri 1, StringMatch.regex 3
+  CHECK(m.SerializeAsString() == bytes({0x0a, 0x06, 0x1a, 0x04, '/', 'a', '.', '*'}));
+
+  HTTPRoute mirrors;
+  mirrors.add_mirrors()->mutable_percentage()->set_value(50.0);
+  // mirrors 22 (0xb2 0x01) -> HTTPMirrorPolicy.percentage 2 -> Percent.value 1 (double)
+  CHECK(mirrors.SerializeAsString().substr(0, 6) == bytes({0xb2, 0x01, 0x0b, 0x12, 0x09, 0x09}));
+}
+
+TEST_CASE("DestinationRule subsets and consistent hash sit at Istio's numbers") {
+  using namespace istio::networking::v1alpha3;
+  DestinationRule dr;
+  (*dr.add_subsets()->mutable_labels())["v"] = "1";
+  // subsets 3 -> Subset.labels 2 (map entry key 1, value 2)
+  CHECK(dr.SerializeAsString() ==
+        bytes({0x1a, 0x08, 0x12, 0x06, 0x0a, 0x01, 'v', 0x12, 0x01, '1'}));
+
+  DestinationRule hash;
+  hash.mutable_traffic_policy()->mutable_load_balancer()->mutable_consistent_hash()
+      ->set_http_header_name("u");
+  // traffic_policy 2 -> load_balancer 1 -> consistent_hash 2 -> http_header_name 1
+  CHECK(hash.SerializeAsString() ==
+        bytes({0x12, 0x07, 0x0a, 0x05, 0x12, 0x03, 0x0a, 0x01, 'u'}));
+}
+
+TEST_CASE("AuthorizationPolicy targetRefs and rules sit at Istio's numbers") {
+  using namespace istio::security::v1beta1;
+  AuthorizationPolicy ap;
+  ap.add_targetrefs()->set_kind("Gateway");
+  ap.set_action(AuthorizationPolicy::DENY);
+  // rules 2 absent, action 3 = 1, targetRefs 6 -> kind 2
+  CHECK(ap.SerializeAsString() ==
+        bytes({0x18, 0x01, 0x32, 0x09, 0x12, 0x07, 'G', 'a', 't', 'e', 'w', 'a', 'y'}));
+
+  Rule rule;
+  rule.add_to()->mutable_operation()->add_paths("/p");
+  // to 2 -> operation 1 -> paths 4
+  CHECK(rule.SerializeAsString() == bytes({0x12, 0x06, 0x0a, 0x04, 0x22, 0x02, '/', 'p'}));
+}
+
+TEST_CASE("PeerAuthentication STRICT and JWT rules sit at Istio's numbers") {
+  istio::security::v1beta1::PeerAuthentication pa;
+  pa.mutable_mtls()->set_mode(istio::security::v1beta1::PeerAuthentication::MutualTLS::STRICT);
+  CHECK(pa.SerializeAsString() == bytes({0x12, 0x02, 0x08, 0x03}));
+
+  istio::security::v1beta1::RequestAuthentication ra;
+  ra.add_jwt_rules()->set_issuer("i");
+  CHECK(ra.SerializeAsString() == bytes({0x12, 0x03, 0x0a, 0x01, 'i'}));
+}
+
+// Numbers that are not worth a byte string each; a typo in any of them breaks interop.
+TEST_CASE("L7 field number table") {
+  struct Row {
+    const char* message;
+    const char* field;
+    int number;
+  };
+  const Row rows[] = {
+      {"istio.networking.v1alpha3.HTTPRoute", "name", 17},
+      {"istio.networking.v1alpha3.HTTPRoute", "redirect", 3},
+      {"istio.networking.v1alpha3.HTTPRoute", "direct_response", 21},
+      {"istio.networking.v1alpha3.HTTPRoute", "rewrite", 4},
+      {"istio.networking.v1alpha3.HTTPRoute", "fault", 8},
+      {"istio.networking.v1alpha3.HTTPRoute", "mirror", 9},
+      {"istio.networking.v1alpha3.HTTPRoute", "mirror_percentage", 19},
+      {"istio.networking.v1alpha3.HTTPRoute", "cors_policy", 10},
+      {"istio.networking.v1alpha3.HTTPRoute", "headers", 16},
+      {"istio.networking.v1alpha3.HTTPMatchRequest", "headers", 5},
+      {"istio.networking.v1alpha3.HTTPMatchRequest", "query_params", 9},
+      {"istio.networking.v1alpha3.HTTPMatchRequest", "method", 3},
+      {"istio.networking.v1alpha3.HTTPMatchRequest", "without_headers", 12},
+      {"istio.networking.v1alpha3.HTTPRouteDestination", "headers", 7},
+      {"istio.networking.v1alpha3.HTTPRedirect", "redirect_code", 3},
+      {"istio.networking.v1alpha3.HTTPRewrite", "uri_regex_rewrite", 3},
+      {"istio.networking.v1alpha3.HTTPFaultInjection.Delay", "percentage", 5},
+      {"istio.networking.v1alpha3.HTTPFaultInjection.Abort", "http_status", 2},
+      {"istio.networking.v1alpha3.TrafficPolicy", "connection_pool", 2},
+      {"istio.networking.v1alpha3.TrafficPolicy", "outlier_detection", 3},
+      {"istio.networking.v1alpha3.TrafficPolicy", "port_level_settings", 5},
+      {"istio.networking.v1alpha3.OutlierDetection", "consecutive_5xx_errors", 7},
+      {"istio.networking.v1alpha3.OutlierDetection", "base_ejection_time", 3},
+      {"istio.networking.v1alpha3.ConnectionPoolSettings.HTTPSettings",
+       "http1_max_pending_requests", 1},
+      {"istio.networking.v1alpha3.LoadBalancerSettings.ConsistentHashLB", "http_cookie", 2},
+      {"istio.networking.v1alpha3.LoadBalancerSettings.ConsistentHashLB", "use_source_ip", 3},
+      {"istio.security.v1beta1.Source", "not_principals", 5},
+      {"istio.security.v1beta1.Source", "namespaces", 3},
+      {"istio.security.v1beta1.Operation", "methods", 3},
+      {"istio.security.v1beta1.Operation", "not_paths", 8},
+  };
+  // Referencing each file's messages makes sure its descriptors are linked in.
+  (void)istio::networking::v1alpha3::DestinationRule::descriptor();
+  (void)istio::networking::v1alpha3::VirtualService::descriptor();
+  (void)istio::security::v1beta1::AuthorizationPolicy::descriptor();
+  const auto* pool = google::protobuf::DescriptorPool::generated_pool();
+  for (const Row& row : rows) {
+    CAPTURE(row.message);
+    CAPTURE(row.field);
+    const auto* msg = pool->FindMessageTypeByName(row.message);
+    REQUIRE(msg != nullptr);
+    const auto* field = msg->FindFieldByName(row.field);
+    REQUIRE(field != nullptr);
+    CHECK(field->number() == row.number);
+  }
 }
