@@ -90,11 +90,11 @@ def test_pods_spread_over_both_nodes_and_status_lists_everything(lab):
 
 def test_pod_to_pod_across_nodes(lab):
     pods = {p["name"]: p for p in lab.status()["pods"]}
-    assert pods["web-1"]["node"] != pods["api-0"]["node"]
-    code, headers, _ = lab.curl("frontend/web-1", f"http://{pods['api-0']['ip']}:9080/")
+    assert pods["web-0"]["node"] != pods["api-0"]["node"]
+    code, headers, _ = lab.curl("frontend/web-0", f"http://{pods['api-0']['ip']}:9080/")
     assert code == 200 and headers["x-pod-name"] == "api-0"
-    code, headers, _ = lab.curl("backend/api-0", f"http://{pods['web-1']['ip']}:8080/")
-    assert code == 200 and headers["x-pod-name"] == "web-1"
+    code, headers, _ = lab.curl("backend/api-0", f"http://{pods['web-0']['ip']}:8080/")
+    assert code == 200 and headers["x-pod-name"] == "web-0"
 
 
 @pytest.mark.parametrize("url", [
@@ -146,7 +146,7 @@ def test_cluster_dir_has_realized_objects_and_kept_config(lab):
     cluster = os.path.join(RUN_DIR, "cluster")
     with open(os.path.join(cluster, "realized-pods.yaml")) as f:
         pods = {d["metadata"]["name"]: d for d in yaml.safe_load_all(f)}
-    assert pods["web-1"]["spec"]["nodeName"] == "node-1" and pods["web-1"]["status"]["podIP"].startswith("10.244.1.")
+    assert pods["web-0"]["spec"]["nodeName"] == "node-1" and pods["web-0"]["status"]["podIP"].startswith("10.244.1.")
     with open(os.path.join(cluster, "backend.yaml")) as f:
         assert "kind: PeerAuthentication" in f.read()
     with open(os.path.join(cluster, "realized-services.yaml")) as f:

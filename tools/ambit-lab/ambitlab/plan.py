@@ -227,6 +227,7 @@ def _pod_specs(objs: list[Obj]) -> list[tuple[Obj, str, dict, dict, str]]:
 def _place_pods(objs, nodes, previous, problems) -> list[PodPlan]:
     names = [n.name for n in nodes]
     load = {n: 0 for n in names}
+    starts: dict[str, str] = {}
     pods: list[PodPlan] = []
     seen: dict[str, Obj] = {}
     for obj, pod_name, spec, labels, app_default in _pod_specs(objs):
@@ -245,7 +246,10 @@ def _place_pods(objs, nodes, previous, problems) -> list[PodPlan]:
         elif old and old.node in names:
             node = old.node
         elif obj.kind == "Deployment":
-            node = names[int(pod_name.rsplit("-", 1)[1]) % len(names)]
+            # Replicas go round-robin from the least loaded node, so that a Deployment spreads
+            # and single-replica Deployments do not all pile onto the first node.
+            start = starts.setdefault(obj.ref, min(names, key=lambda n: (load[n], names.index(n))))
+            node = names[(names.index(start) + int(pod_name.rsplit("-", 1)[1])) % len(names)]
         else:
             node = min(names, key=lambda n: (load[n], names.index(n)))
         load[node] += 1

@@ -52,8 +52,8 @@ def test_two_namespaces_plan():
     pods = {p.key: (p.node, p.ip, p.service_account) for p in plan.pods}
     assert pods == {
         "backend/api-0": ("node-0", "10.244.0.2", "api"),
-        "frontend/web-0": ("node-0", "10.244.0.3", "web"),
-        "frontend/web-1": ("node-1", "10.244.1.2", "web"),
+        "frontend/web-0": ("node-1", "10.244.1.2", "web"),  # starts on the least loaded node
+        "frontend/web-1": ("node-0", "10.244.0.3", "web"),
     }
     services = {s.key: s for s in plan.services}
     assert services["backend/api"].cluster_ip == "10.96.7.7"  # explicit, honoured

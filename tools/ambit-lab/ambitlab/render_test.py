@@ -26,7 +26,7 @@ def test_hosts_file_short_names_only_for_own_namespace():
     _, plan = lab_plan()
     text = hosts_file(plan, plan.pod("frontend/web-0"))
     lines = text.splitlines()
-    assert "10.244.0.3\tweb-0" in lines
+    assert "10.244.1.2\tweb-0" in lines
     assert "10.96.0.11\tweb web.frontend web.frontend.svc.cluster.local" in lines
     assert "10.96.7.7\tapi.backend api.backend.svc.cluster.local" in lines
     assert any(line.startswith("127.0.0.1\tlocalhost") for line in lines)
