@@ -12,47 +12,6 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB = os.path.join(REPO_ROOT, "tools", "ambit-lab", "ambit-lab")
 MANIFESTS = os.path.join(REPO_ROOT, "tests", "manifests")
 
-# Serves until ambit-echo is built: the same flags, env and ready line, and the two headers
-# the tests read. Binds explicitly and never resolves names (no DNS on the test machines).
-ECHO_STAND_IN = r'''#!/usr/bin/python3
-import http.server, os, socket, socketserver, sys, threading
-
-args, http_ports, tcp_ports = sys.argv[1:], [], []
-for flag, value in zip(args[::2], args[1::2]):
-    (http_ports if flag == "--http-port" else tcp_ports).append(int(value))
-if os.environ.get("PORT"):
-    http_ports.append(int(os.environ["PORT"]))
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = f"{os.environ.get('APP_NAME')} {os.environ.get('HOSTNAME')} {self.path}\n".encode()
-        self.send_response(200)
-        self.send_header("x-pod-name", os.environ.get("HOSTNAME", ""))
-        self.send_header("x-app-name", os.environ.get("APP_NAME", ""))
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def address_string(self):
-        return self.client_address[0]
-    def log_message(self, *a):
-        pass
-
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    def server_bind(self):
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = "localhost", self.server_address[1]
-
-servers = [Server(("0.0.0.0", p), Handler) for p in http_ports or [8080]]
-print(f"ambit-echo ready http={','.join(map(str, http_ports))} tcp={','.join(map(str, tcp_ports))}",
-      file=sys.stderr, flush=True)
-for s in servers[1:]:
-    threading.Thread(target=s.serve_forever, daemon=True).start()
-servers[0].serve_forever()
-'''
-
-
 @pytest.fixture(scope="session")
 def repo_root() -> str:
     return REPO_ROOT
@@ -70,17 +29,15 @@ def require_root():
 
 
 @pytest.fixture(scope="session")
-def echo_bin(build_dir, tmp_path_factory) -> str:
-    """The pod program: AMBIT_ECHO_BIN, else the built ambit-echo, else the stand-in above."""
+def echo_bin(build_dir) -> str:
+    """The pod program: AMBIT_ECHO_BIN, else the built ambit-echo. A missing binary is a
+    failure, not a skip: tools/test builds it before the integration tests run."""
     if os.environ.get("AMBIT_ECHO_BIN"):
         return os.environ["AMBIT_ECHO_BIN"]
     real = os.path.join(build_dir, "tools", "ambit-echo", "ambit-echo")
-    if os.access(real, os.X_OK):
-        return real
-    path = tmp_path_factory.mktemp("echo") / "ambit-echo-stand-in"
-    path.write_text(ECHO_STAND_IN)
-    path.chmod(0o755)
-    return str(path)
+    if not os.access(real, os.X_OK):
+        pytest.fail(f"ambit-echo is not built at {real}: run tools/test (or set AMBIT_BUILD_DIR)")
+    return real
 
 
 def run_lab(*args: str, echo: str | None = None, timeout: float = 120, input: str | None = None):
