@@ -4,7 +4,9 @@
 // Generated code refers to enum values the API marks deprecated.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#include "common/proto/authorization_policy.pb.h"
 #include "common/proto/destination_rule.pb.h"
+#include "common/proto/request_authentication.pb.h"
 #include "common/proto/virtual_service.pb.h"
 #pragma GCC diagnostic pop
 
@@ -49,11 +51,16 @@ RequestAuthentication read_request_authentication(FieldReader& r) {
   for (const YAML::Node& t : r.list(spec, "targetRefs", "spec")) {
     ra.target_refs.push_back(read_object_ref(r, t, index_path("spec.targetRefs", i++), ra.meta.ns, ""));
   }
+  ra.spec = read_spec<istio::security::v1beta1::RequestAuthentication>(r);
   return ra;
 }
 
 AuthorizationPolicy read_authorization_policy(FieldReader& r) {
-  return read_authorization_policy_typed(r);
+  size_t before = r.error_count();
+  AuthorizationPolicy p = read_authorization_policy_typed(r);
+  // When the typed reader found problems they are reported already: say them once.
+  if (r.error_count() == before) p.spec = read_spec<istio::security::v1beta1::AuthorizationPolicy>(r);
+  return p;
 }
 
 }  // namespace ambit::config
