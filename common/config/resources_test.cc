@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include "common/config/publish.h"
+#include "common/config/test_support.h"
 #include "common/proto/workload.pb.h"
 
 using namespace ambit::config;
@@ -48,4 +50,25 @@ TEST_CASE("serialization is deterministic, so equal config has equal versions") 
   istio::workload::Address back;
   REQUIRE(back.ParseFromString(one.bytes));
   CHECK(back.workload().services_size() == 20);
+}
+
+TEST_CASE("publishing a manifest change yields exactly the changed resources") {
+  const std::string ns =
+      "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: app\n  labels: {istio.io/dataplane-mode: ambient}\n";
+  const std::string pod_a =
+      "---\napiVersion: v1\nkind: Pod\nmetadata: {name: a-0, namespace: app}\nstatus: {podIP: 10.0.0.1}\n";
+  const std::string pod_b =
+      "---\napiVersion: v1\nkind: Pod\nmetadata: {name: b-0, namespace: app}\nstatus: {podIP: 10.0.0.2}\n";
+  const std::string strict =
+      "---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
+      "metadata: {name: default, namespace: app}\nspec: {mtls: {mode: STRICT}}\n";
+  auto before = publish_mesh(*ambit::config::testing::must_load(ns + pod_a + pod_b), {});
+  auto after = publish_mesh(*ambit::config::testing::must_load(ns + pod_a + strict), {});
+  auto addr = diff(before.by_type.at(kAddressType), after.by_type.at(kAddressType));
+  // a-0 now lists the STRICT policy; b-0 was deleted.
+  CHECK(addr.upserted == std::vector<std::string>{"Kubernetes//v1/Pod/app/a-0"});
+  CHECK(addr.removed == std::vector<std::string>{"Kubernetes//v1/Pod/app/b-0"});
+  auto authz = diff(before.by_type.at(kAuthorizationType), after.by_type.at(kAuthorizationType));
+  CHECK(authz.upserted == std::vector<std::string>{"istio-system/istio_converted_static_strict"});
+  CHECK(authz.removed.empty());
 }
