@@ -17,6 +17,15 @@ bool usable(const CertificatePtr& cert, TimePoint now) {
   return cert && now < cert->leaf.not_after;
 }
 
+CertificateManagerOptions clamped(CertificateManagerOptions o) {
+  o.refresh_fraction = std::clamp(o.refresh_fraction, 0.05, 0.95);
+  o.initial_backoff = std::max(o.initial_backoff, milliseconds(1));
+  o.max_backoff = std::max(o.max_backoff, o.initial_backoff);
+  o.jitter = std::clamp(o.jitter, 0.0, 0.95);
+  o.min_refresh_interval = std::max(o.min_refresh_interval, milliseconds(1));
+  return o;
+}
+
 }  // namespace
 
 std::string_view cert_state_name(CertState s) {
@@ -26,6 +35,19 @@ std::string_view cert_state_name(CertState s) {
     case CertState::failed: return "failed";
   }
   return "unknown";
+}
+
+Status validate(const CertificateManagerOptions& o) {
+  if (!(o.refresh_fraction > 0 && o.refresh_fraction < 1))
+    return make_error(Errc::config, "certificate refresh fraction must be between 0 and 1 (exclusive), got " +
+                                        std::to_string(o.refresh_fraction));
+  if (o.initial_backoff.count() <= 0 || o.max_backoff < o.initial_backoff)
+    return make_error(Errc::config, "certificate retry backoff must start above 0 ms and not exceed its maximum, got " +
+                                        std::to_string(o.initial_backoff.count()) + " ms to " +
+                                        std::to_string(o.max_backoff.count()) + " ms");
+  if (!(o.jitter >= 0 && o.jitter < 1))
+    return make_error(Errc::config, "certificate retry jitter must be in [0, 1), got " + std::to_string(o.jitter));
+  return {};
 }
 
 std::string format_rfc3339(TimePoint t) {
@@ -59,7 +81,7 @@ nlohmann::json to_json(const std::vector<CertificateStatus>& statuses) {
 }
 
 CertificateManager::CertificateManager(CaClient& ca, const Clock& clock, CertificateManagerOptions opts)
-    : ca_(ca), clock_(clock), opts_(opts), rng_(std::random_device{}()) {}
+    : ca_(ca), clock_(clock), opts_(clamped(opts)), rng_(std::random_device{}()) {}
 
 CertificateManager::~CertificateManager() { stop(); }
 

@@ -61,6 +61,12 @@ struct CertificateManagerOptions {
   std::chrono::milliseconds min_refresh_interval{1'000};
 };
 
+// Errc::config naming the bad field: a refresh fraction outside (0, 1), a backoff that is
+// not positive or whose maximum is below its start, a jitter outside [0, 1). The manager
+// itself clamps such values rather than misbehave; configuration code calls this to tell
+// the operator.
+Status validate(const CertificateManagerOptions& opts);
+
 // What config_dump shows for one identity.
 struct CertificateStatus {
   std::string identity;

@@ -298,6 +298,22 @@ TEST_CASE("dump: what config_dump's certificates show") {
   CHECK(dump.dump().find("PRIVATE KEY") == std::string::npos);
 }
 
+TEST_CASE("options that cannot work are named") {
+  CertificateManagerOptions o;
+  CHECK(validate(o));
+  o.refresh_fraction = 1.0;  // would refresh only once the certificate is dead
+  auto st = validate(o);
+  REQUIRE_FALSE(st);
+  CHECK(st.error().code == Errc::config);
+  CHECK(st.error().message.find("refresh fraction") != std::string::npos);
+  o = {};
+  o.max_backoff = std::chrono::milliseconds(10);
+  CHECK_FALSE(validate(o));
+  o = {};
+  o.jitter = -0.1;
+  CHECK_FALSE(validate(o));
+}
+
 TEST_CASE("start(): the manager's own thread fetches what request() asks for") {
   SystemClock clock;
   FakeCa ca(clock);
