@@ -120,12 +120,13 @@ class TestCaService final : public pb::IstioCertificateService::Service {
   std::vector<Seen> seen_;
 };
 
-std::string temp_path(const char* stem) {
-  char buf[] = "/tmp/ambit-identity-XXXXXX";
+// A fresh empty file; the caller removes it.
+std::string temp_file() {
+  char buf[] = "/tmp/ambit-identity-token-XXXXXX";
   int fd = mkstemp(buf);
   REQUIRE(fd >= 0);
   close(fd);
-  return std::string(buf) + "-" + stem;
+  return buf;
 }
 
 void write_file(const std::string& path, const std::string& text) {
@@ -138,7 +139,7 @@ struct CaServer {
   TestCaService service{ca};
   std::unique_ptr<grpc::Server> server;
   int port = 0;
-  std::string token_path = temp_path("token");
+  std::string token_path = temp_file();
 
   CaServer() {
     auto [key_pem, cert_pem] = serving_cert(ca);
@@ -240,7 +241,7 @@ TEST_CASE("grpc: refusals and failures map to named errors with the CA's reason"
   }
   SUBCASE("the token file is missing: nothing is sent") {
     auto o = srv.options();
-    o.token_path = temp_path("absent");
+    o.token_path = srv.token_path + ".absent";
     auto got = client(o, clock)->fetch(pod, **key);
     REQUIRE_FALSE(got);
     CHECK(got.error().message.find(o.token_path) != std::string::npos);
