@@ -17,28 +17,17 @@
 #include <vector>
 
 #include "common/base/error.h"
+#include "common/http/message.h"
 
 namespace ambit::echo {
 
-enum class HttpVersion : uint8_t { http1, http2 };
+// The HTTP message types are common/http's (its HTTP/1.1 reader produces them); a Response
+// adds what only the echo backend needs.
+using HttpVersion = http::Version;
+using Header = http::Header;
+using Request = http::Request;
 
-struct Header {
-  std::string name;
-  std::string value;
-};
-
-struct Request {
-  std::string method;
-  std::string target;            // path plus optional "?query", as received
-  std::vector<Header> headers;   // as received; HTTP/2 pseudo-headers excluded
-  std::string peer_ip;           // "origin" in /get
-  HttpVersion version = HttpVersion::http1;
-};
-
-struct Response {
-  int status = 200;
-  std::vector<Header> headers;   // everything except content-length (framing adds it)
-  std::string body;
+struct Response : http::Response {
   std::chrono::milliseconds delay{0};  // wait this long (without blocking) before answering
   bool injected = false;         // a failure injected by ECHO_FAIL_*
   bool counted = true;           // false for /stats, which does not count itself
@@ -111,9 +100,8 @@ class EchoService {
   EchoStats stats_;
 };
 
-// Helpers shared with the protocol glue and tests.
-std::string_view reason_phrase(int status);
-// Whether a response with this status may carry a body / content-length (RFC 9110 §8.6).
-bool status_allows_body(int status);
+// Helpers shared with the protocol glue and tests (they live in common/http).
+using http::reason_phrase;
+using http::status_allows_body;
 
 }  // namespace ambit::echo

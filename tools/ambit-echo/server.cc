@@ -10,12 +10,16 @@
 
 #include "common/base/log.h"
 #include "common/io/socket.h"
+#include "common/http/http1.h"
 #include "common/io/task.h"
-#include "tools/ambit-echo/http1.h"
 #include "tools/ambit-echo/http2.h"
 
 namespace ambit::echo {
 namespace {
+
+using http::Http1RequestReader;
+using http::kContinue;
+using http::serialize_http1_response;
 
 constexpr size_t kReadSize = 16 * 1024;
 // After answering a request that ends the connection, keep reading (and dropping) what the

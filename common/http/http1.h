@@ -1,5 +1,5 @@
 // HTTP/1.1 glue over libhttp-parser: bytes in, one Request at a time out, and the response
-// serializer. The reader pauses after each complete request so the connection answers
+// serializer. Shared by ambit-echo and the operator endpoints (common/http/server.h). The reader pauses after each complete request so the connection answers
 // pipelined requests strictly in order (a /delay holds back the ones behind it).
 #pragma once
 
@@ -10,9 +10,9 @@
 #include <string_view>
 
 #include "common/base/error.h"
-#include "tools/ambit-echo/echo_service.h"
+#include "common/http/message.h"
 
-namespace ambit::echo {
+namespace ambit::http {
 
 class Http1RequestReader {
  public:
@@ -69,4 +69,4 @@ inline constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 // when !keep_alive, then the body unless the request was HEAD.
 std::string serialize_http1_response(const Response& resp, bool head, bool keep_alive);
 
-}  // namespace ambit::echo
+}  // namespace ambit::http

@@ -1,11 +1,11 @@
-#include "tools/ambit-echo/http1.h"
+#include "common/http/http1.h"
 
 #include <doctest/doctest.h>
 
 #include <string>
 #include <vector>
 
-namespace ambit::echo {
+namespace ambit::http {
 namespace {
 
 // Feeds `wire` in pieces of `chunk` bytes, like a socket would, and collects requests.
@@ -146,4 +146,4 @@ TEST_CASE("serialized responses carry framing the client can trust") {
 }
 
 }  // namespace
-}  // namespace ambit::echo
+}  // namespace ambit::http

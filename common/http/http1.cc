@@ -1,17 +1,11 @@
-#include "tools/ambit-echo/http1.h"
-
-#include <strings.h>
+#include "common/http/http1.h"
 
 #include <utility>
 
-namespace ambit::echo {
+namespace ambit::http {
 namespace {
 
 Http1RequestReader& self(http_parser* p) { return *static_cast<Http1RequestReader*>(p->data); }
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
 
 }  // namespace
 
@@ -60,7 +54,7 @@ int Http1RequestReader::on_message_begin(http_parser* p) {
   Http1RequestReader& r = self(p);
   r.current_ = Request{};
   r.current_.peer_ip = r.peer_ip_;
-  r.current_.version = HttpVersion::http1;
+  r.current_.version = Version::http1;
   r.in_value_ = false;
   r.in_message_ = true;
   return 0;
@@ -141,4 +135,4 @@ std::string serialize_http1_response(const Response& resp, bool head, bool keep_
   return out;
 }
 
-}  // namespace ambit::echo
+}  // namespace ambit::http
