@@ -1,0 +1,2 @@
+// Placeholder until the privileged enrollment tests land.
+#include <doctest/doctest.h>
