@@ -22,8 +22,8 @@ using namespace std::chrono_literals;
 
 namespace ambit::hbone::iotest {
 
-const char* const kClientId = "spiffe://cluster.local/ns/default/sa/sleep";
-const char* const kServerId = "spiffe://cluster.local/ns/bookinfo/sa/reviews";
+extern const char* const kClientId = "spiffe://cluster.local/ns/default/sa/sleep";
+extern const char* const kServerId = "spiffe://cluster.local/ns/bookinfo/sa/reviews";
 
 std::unique_ptr<io::EventLoop> make_loop() {
   auto loop = io::EventLoop::create();
