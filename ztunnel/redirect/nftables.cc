@@ -47,7 +47,7 @@ std::string inpod_nft_ruleset() {
       "    ip daddr 127.0.0.0/8 return\n"
       "    tcp dport {hbone} return\n"
       "    ct state established,related return\n"
-      "    meta nfproto ipv4 tproxy ip to :{plain} meta mark set {tproxy:#x} accept\n"
+      "    meta nfproto ipv4 meta l4proto tcp tproxy ip to :{plain} meta mark set {tproxy:#x} accept\n"
       "  }}\n"
       "  chain output {{\n"
       "    type nat hook output priority -100; policy accept;\n"
@@ -56,7 +56,7 @@ std::string inpod_nft_ruleset() {
       "    oifname \"lo\" return\n"
       "    ip daddr 127.0.0.0/8 return\n"
       "    tcp dport {{ {out}, {plain}, {hbone} }} return\n"
-      "    meta nfproto ipv4 redirect to :{out}\n"
+      "    meta nfproto ipv4 meta l4proto tcp redirect to :{out}\n"
       "  }}\n"
       "}}\n",
       fmt::arg("table", kNftTable), fmt::arg("mark", mark_match()),
