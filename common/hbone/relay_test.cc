@@ -1,0 +1,283 @@
+// The relay (plain <-> plain and plain <-> HBONE), per-stream isolation, liveness (keepalive,
+// handshake deadline) and the memory an idle relayed connection costs.
+#include "common/hbone/relay.h"
+
+#include <malloc.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "common/io/loop_test_util.h"
+
+using namespace std::chrono_literals;
+
+// Harness from connection_test.cc.
+namespace ambit::hbone::iotest {
+extern const char* const kClientId;
+extern const char* const kServerId;
+std::unique_ptr<io::EventLoop> make_loop();
+std::shared_ptr<tls::TlsContext> context_for(const std::string& spiffe);
+tls::IdentityPolicy expect(const std::string& spiffe);
+std::span<const std::byte> as_bytes(const std::string& s);
+int listen_loopback(io::SocketAddress* bound);
+io::SocketAddress start_echo(io::EventLoop& loop);
+io::SocketAddress start_hbone_server(io::EventLoop& loop, std::shared_ptr<tls::TlsContext> ctx,
+                                     ConnectHandler handler, ServerOptions opts);
+ConnectHandler relay_handler(io::EventLoop& loop, io::SocketAddress upstream);
+io::Task<Status> read_all(HboneStream& s, std::string& out);
+}  // namespace ambit::hbone::iotest
+
+using namespace ambit;
+using namespace ambit::hbone;
+using namespace ambit::hbone::iotest;
+using ambit::io::testing::run_bounded;
+
+namespace {
+
+std::pair<int, int> socket_pair() {
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) == 0);
+  return {fds[0], fds[1]};
+}
+
+io::Task<Result<std::string>> recv_to_eof(io::EventLoop& loop, int fd) {
+  std::string out;
+  std::byte buf[4096];
+  for (;;) {
+    Result<size_t> n = co_await loop.recv(fd, buf);
+    if (!n.ok()) co_return n.take_error();
+    if (*n == 0) co_return out;
+    out.append(reinterpret_cast<const char*>(buf), *n);
+  }
+}
+
+io::Task<void> relay_into(io::EventLoop& loop, int a, int b, RelayOptions opts,
+                          std::optional<RelayResult>& out) {
+  out = co_await relay(loop, a, b, opts);
+}
+
+struct Plain {
+  std::string at_b, at_a;
+};
+
+io::Task<void> plain_exchange(io::EventLoop& loop, int app_a, int app_b, Plain& p) {
+  std::string hello = "hello";
+  Status w = co_await io::send_all(loop, app_a, as_bytes(hello));
+  CHECK(w.ok());
+  CHECK(::shutdown(app_a, SHUT_WR) == 0);
+  // The half-close reached b, and b can still answer.
+  auto got = co_await recv_to_eof(loop, app_b);
+  CHECK(got.ok());
+  if (got.ok()) p.at_b = *got;
+  std::string world = "world!";
+  Status w2 = co_await io::send_all(loop, app_b, as_bytes(world));
+  CHECK(w2.ok());
+  CHECK(::shutdown(app_b, SHUT_WR) == 0);
+  auto back = co_await recv_to_eof(loop, app_a);
+  CHECK(back.ok());
+  if (back.ok()) p.at_a = *back;
+}
+
+}  // namespace
+
+TEST_CASE("plain relay: half-close travels each way, bytes are counted, both_closed") {
+  auto loop = make_loop();
+  auto [app_a, relay_a] = socket_pair();
+  auto [relay_b, app_b] = socket_pair();
+  std::optional<RelayResult> result;
+  RelayStats live;
+  io::spawn(*loop, relay_into(*loop, relay_a, relay_b, RelayOptions{.live = &live}, result));
+  Plain p;
+  REQUIRE(run_bounded(*loop, plain_exchange(*loop, app_a, app_b, p), 10s));
+  CHECK(p.at_b == "hello");
+  CHECK(p.at_a == "world!");
+  REQUIRE(result);
+  CHECK(result->end == RelayEnd::both_closed);
+  CHECK(result->ok());
+  CHECK(result->bytes.a_to_b == 5);
+  CHECK(result->bytes.b_to_a == 6);
+  CHECK(live.b_to_a == 6);
+  for (int fd : {app_a, relay_a, relay_b, app_b}) ::close(fd);
+}
+
+TEST_CASE("plain relay: the idle timeout and RelayControl::cancel end it with a named reason") {
+  {
+    auto loop = make_loop();
+    auto [app_a, relay_a] = socket_pair();
+    auto [relay_b, app_b] = socket_pair();
+    std::optional<RelayResult> result;
+    auto t0 = io::Clock::now();
+    REQUIRE(run_bounded(*loop,
+                        relay_into(*loop, relay_a, relay_b, RelayOptions{.idle_timeout = 100ms}, result),
+                        10s));
+    REQUIRE(result);
+    CHECK(result->end == RelayEnd::timeout);
+    CHECK(io::Clock::now() - t0 >= 100ms);
+    CHECK(relay_end_name(result->end) == "timeout");
+    for (int fd : {app_a, relay_a, relay_b, app_b}) ::close(fd);
+  }
+  {
+    auto loop = make_loop();
+    auto [app_a, relay_a] = socket_pair();
+    auto [relay_b, app_b] = socket_pair();
+    std::optional<RelayResult> result;
+    RelayControl control;
+    auto stop_later = [](io::EventLoop& l, RelayControl& c) -> io::Task<void> {
+      Status s = co_await l.sleep(50ms);
+      CHECK(s.ok());
+      c.cancel("policy now denies this connection");
+    };
+    io::spawn(*loop, stop_later(*loop, control));
+    REQUIRE(run_bounded(*loop,
+                        relay_into(*loop, relay_a, relay_b, RelayOptions{.control = &control}, result),
+                        10s));
+    REQUIRE(result);
+    CHECK(result->end == RelayEnd::cancelled);
+    REQUIRE(result->error);
+    CHECK(result->error->message.find("policy") != std::string::npos);
+    for (int fd : {app_a, relay_a, relay_b, app_b}) ::close(fd);
+  }
+}
+
+namespace {
+
+struct Stall {
+  std::vector<HboneStream> parked;  // accepted, never read
+  uint64_t stalled_written = 0;
+  bool stalled_write_done = false;
+  Status stalled_write_status;
+  std::string echoed;
+  bool echo_done = false;
+};
+
+io::Task<void> stall_or_relay(io::EventLoop& loop, io::SocketAddress echo, Stall& st,
+                              InboundConnect in, HboneStream s) {
+  if (in.target.port == 1111) {
+    CHECK(s.accept().ok());
+    st.parked.push_back(std::move(s));
+    co_return;
+  }
+  co_await relay_handler(loop, echo)(std::move(in), std::move(s));
+}
+
+io::Task<void> flood(HboneStream& s, Stall& st) {
+  std::string chunk(256u << 10, 'x');
+  for (int i = 0; i < 32; ++i) {  // 8 MiB, more than the 4 MiB stream window
+    Status w = co_await s.write(as_bytes(chunk));
+    if (!w.ok()) {
+      st.stalled_write_status = w;
+      break;
+    }
+  }
+  st.stalled_write_done = true;
+}
+
+io::Task<void> stall_client(io::EventLoop& loop, io::SocketAddress server, Stall& st) {
+  auto conn = co_await HboneClientConnection::connect(loop, server, context_for(kClientId),
+                                                      expect(kServerId));
+  REQUIRE(conn.ok());
+  ConnectRequest stalled_req{"127.0.0.1:1111", {}};
+  auto stalled = co_await (*conn)->open_stream(stalled_req);
+  REQUIRE(stalled.ok());
+  io::spawn(loop, flood(*stalled, st));
+  Status slept = co_await loop.sleep(100ms);  // let the flood fill the window
+  CHECK(slept.ok());
+
+  ConnectRequest echo_req{"127.0.0.1:2222", {}};
+  auto live = co_await (*conn)->open_stream(echo_req);
+  REQUIRE(live.ok());
+  std::string msg(1u << 20, 'e');
+  Status w = co_await live->write(as_bytes(msg));
+  CHECK(w.ok());
+  CHECK(live->close_write().ok());
+  Status r = co_await read_all(*live, st.echoed);
+  CHECK(r.ok());
+  st.echo_done = true;
+  st.stalled_written = stalled->bytes_sent();
+  CHECK_FALSE(st.stalled_write_done);  // still blocked on backpressure
+  stalled->reset();
+  Status settle = co_await loop.sleep(20ms);
+  CHECK(settle.ok());
+}
+
+}  // namespace
+
+TEST_CASE("a stream whose reader stalls does not block other streams on the connection") {
+  auto loop = make_loop();
+  auto echo = start_echo(*loop);
+  Stall st;
+  auto server = start_hbone_server(*loop, context_for(kServerId),
+                                   [&loop, echo, &st](InboundConnect in, HboneStream s) {
+                                     return stall_or_relay(*loop, echo, st, std::move(in),
+                                                           std::move(s));
+                                   },
+                                   {});
+  REQUIRE(run_bounded(*loop, stall_client(*loop, server, st), 30s));
+  CHECK(st.echo_done);
+  CHECK(st.echoed.size() == (1u << 20));
+  // Backpressure held the stalled stream near its 4 MiB window plus the 256 KiB send limit.
+  CHECK(st.stalled_written >= (4u << 20));
+  CHECK(st.stalled_written <= (4u << 20) + (1u << 20));
+  CHECK(st.stalled_write_done);
+  CHECK(st.stalled_write_status.error().code == Errc::cancelled);
+}
+
+namespace {
+
+struct ResetRun {
+  std::optional<RelayResult> server_side;
+};
+
+io::Task<void> relay_and_record(io::EventLoop& loop, io::SocketAddress echo, ResetRun& rr,
+                                InboundConnect, HboneStream s) {
+  auto fd = io::tcp_socket(AF_INET);
+  if (!fd.ok()) co_return;
+  Status c = co_await loop.connect(*fd, echo);
+  CHECK(c.ok());
+  CHECK(s.accept().ok());
+  rr.server_side = co_await relay(loop, *fd, s);
+  ::close(*fd);
+}
+
+io::Task<void> open_send_reset(io::EventLoop& loop, io::SocketAddress server, ResetRun& rr) {
+  auto conn = co_await HboneClientConnection::connect(loop, server, context_for(kClientId),
+                                                      expect(kServerId));
+  REQUIRE(conn.ok());
+  ConnectRequest req{"127.0.0.1:9080", {}};
+  auto s = co_await (*conn)->open_stream(req);
+  REQUIRE(s.ok());
+  std::string ping = "ping";
+  Status w = co_await s->write(as_bytes(ping));
+  CHECK(w.ok());
+  std::byte buf[16];
+  auto n = co_await s->read(buf);
+  CHECK(n.ok());
+  s->reset();
+  for (int i = 0; i < 100 && !rr.server_side; ++i) {
+    Status slept = co_await loop.sleep(10ms);
+    if (!slept.ok()) break;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("an RST_STREAM from the peer ends the relay as reset_by_peer") {
+  auto loop = make_loop();
+  auto echo = start_echo(*loop);
+  ResetRun rr;
+  auto server = start_hbone_server(*loop, context_for(kServerId),
+                                   [&loop, echo, &rr](InboundConnect in, HboneStream s) {
+                                     return relay_and_record(*loop, echo, rr, std::move(in),
+                                                             std::move(s));
+                                   },
+                                   {});
+  REQUIRE(run_bounded(*loop, open_send_reset(*loop, server, rr), 20s));
+  REQUIRE(rr.server_side);
+  CHECK(rr.server_side->end == RelayEnd::reset_by_peer);
+  CHECK(rr.server_side->bytes.b_to_a == 4);  // "ping" went to the echo server
+  CHECK(rr.server_side->bytes.a_to_b == 4);  // and came back
+}
