@@ -86,6 +86,9 @@ def print_summary(state: dict) -> None:
     for svc in plan.services:
         ports = ",".join(str(p.port) for p in svc.ports)
         print(f"  svc {svc.key:<32} {svc.cluster_ip or 'headless':<14} ports {ports}")
+    for r in state["processes"]:
+        if r.get("role") == "ambit-cp":
+            print(f"  control plane ambit-cp at {r['address']} (root cert and tokens in {r['state_dir']})")
 
 
 # ---- down ----------------------------------------------------------------------------------
@@ -178,6 +181,7 @@ def status_view(state: dict) -> dict:
         "role": r.get("role"), "name": r.get("name"), "node": r.get("node"), "pid": r.get("pid"),
         "alive": procs.alive(r), "admin_socket": r.get("admin_socket"),
         "metrics_address": r.get("metrics_address"), "log": r.get("log"),
+        "address": r.get("address"),
     } for r in state["processes"]]
     skip = set(state["options"].get("skip_ztunnel", []))
     nodes = [{"name": n["name"], "netns": n["netns"], "ip": n["ip"], "pod_cidr": n["pod_cidr"],
@@ -226,7 +230,7 @@ def cmd_status(args) -> int:
               f"endpoints {len(s['endpoints'])}")
     print("PROCESSES")
     for r in view["processes"]:
-        extra = " ".join(f"{k}={r[k]}" for k in ("admin_socket", "metrics_address") if r[k])
+        extra = " ".join(f"{k}={r[k]}" for k in ("address", "admin_socket", "metrics_address") if r[k])
         print(f"  {r['role']:<8} {r['name']:<36} {r['node'] or '-':<8} pid {r['pid']:<8} "
               f"{'alive' if r['alive'] else 'DEAD':<5} {extra}")
     return 0
