@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 
-from . import procs, render, state as st, system
+from . import pod_registry, procs, render, state as st, system
 from .manifests import Obj, Problem, check_objects, load_paths, parse_text, unknown_kinds
 from .plan import FABRIC_BRIDGE, FABRIC_NETNS, Plan, PodPlan, build_plan
 
@@ -97,6 +97,7 @@ def realize(state: dict, objs: list[Obj], plan: Plan) -> None:
     for pod in plan.pods:
         create_pod(state, plan, pod)
     refresh_names_and_rules(state, plan)
+    pod_registry.write(plan, lambda p: pod_cgroup(state, p))
     write_cluster_dir(objs, plan)
     start_control_plane(state, plan)
     for pod in plan.pods:
@@ -291,6 +292,7 @@ def apply_plan(state: dict, objs: list[Obj], plan: Plan) -> list[str]:
     state["objects"] = [{"file": o.file, "line": o.line, "raw": o.raw} for o in objs]
     state["plan"] = plan.to_dict()
     refresh_names_and_rules(state, plan)
+    pod_registry.write(plan, lambda p: pod_cgroup(state, p))
     for pod in started:
         start_pod(state, pod)
     st.save(state)
@@ -322,6 +324,7 @@ def _stop_pod_processes(state: dict, key: str) -> None:
 
 
 def remove_pod(state: dict, pod: PodPlan) -> None:
+    pod_registry.remove(pod)  # first: ztunnel releases the pod while its netns still exists
     _stop_pod_processes(state, pod.key)
     cgroup = pod_cgroup(state, pod)
     procs.kill_pids(system.cgroup_pids(cgroup))
