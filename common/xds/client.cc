@@ -57,6 +57,12 @@ envoy::config::core::v3::Node make_node(
   return node;
 }
 
+std::string ztunnel_node_id(std::string_view ip, std::string_view pod, std::string_view ns) {
+  std::string id = "ztunnel~";
+  id.append(ip).append("~").append(pod).append(".").append(ns).append("~").append(ns);
+  return id + ".svc.cluster.local";
+}
+
 struct XdsClient::Metrics {
   metrics::Family<metrics::Counter>* updates = nullptr;
   metrics::Family<metrics::Counter>* nacks = nullptr;
@@ -86,7 +92,8 @@ struct XdsClient::Metrics {
 };
 
 // The live gRPC stream. Reads happen on the client thread only; writes are serialized by
-// the client's mu_, so there is at most one read and one write in flight, as gRPC requires.
+// the client's write_mu_, so there is at most one read and one write in flight, as gRPC
+// requires.
 class XdsClient::Stream {
  public:
   using RW = grpc::ClientReaderWriter<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
@@ -118,12 +125,12 @@ void XdsClient::on_change(ChangeCallback callback) {
 }
 
 Status XdsClient::subscribe(std::string_view type_url, const std::vector<std::string>& names) {
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   auto update = state_.subscribe(type_url, names);
   if (!update) return update.take_error();
-  // A failed write means the stream is ending; the next stream carries the subscription.
-  if (update->request && stream_ != nullptr) (void)stream_->write(*update->request);
   cv_.notify_all();
+  // A failed write means the stream is ending; the next stream carries the subscription.
+  if (update->request) (void)send(lock, {*update->request});
   return {};
 }
 
@@ -131,13 +138,13 @@ Status XdsClient::unsubscribe(std::string_view type_url, const std::vector<std::
   std::lock_guard notify(notify_mu_);
   std::optional<Change> change;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     auto update = state_.unsubscribe(type_url, names);
     if (!update) return update.take_error();
-    if (update->request && stream_ != nullptr) (void)stream_->write(*update->request);
     change = std::move(update->change);
     if (change) snapshot_.store(change->snapshot);
     cv_.notify_all();
+    if (update->request) (void)send(lock, {*update->request});
   }
   if (change) deliver(*change);
   return {};
@@ -180,6 +187,23 @@ bool XdsClient::wait_ready(std::chrono::milliseconds timeout) const {
 std::vector<std::string> XdsClient::types_not_ready() const {
   std::lock_guard lock(mu_);
   return state_.types_not_ready();
+}
+
+bool XdsClient::send(std::unique_lock<std::mutex>& lock,
+                     const std::vector<DeltaDiscoveryRequest>& requests) {
+  Stream* stream = stream_;
+  if (stream == nullptr) {
+    lock.unlock();
+    return false;
+  }
+  // Taking write_mu_ before letting go of mu_ keeps requests in the order the state produced
+  // them, while a write that blocks on flow control holds up neither stop() nor readers.
+  std::lock_guard writing(write_mu_);
+  lock.unlock();
+  for (const auto& req : requests) {
+    if (!stream->write(req)) return false;
+  }
+  return true;
 }
 
 void XdsClient::deliver(const Change& change) {
@@ -257,7 +281,7 @@ bool XdsClient::run_stream(std::string& end_reason) {
 
   std::unique_ptr<Stream> stream;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     if (stopping_) {
       end_reason = "stopping";
       return false;
@@ -266,11 +290,12 @@ bool XdsClient::run_stream(std::string& end_reason) {
     stream = std::make_unique<Stream>(stub->DeltaAggregatedResources(&context));
     stream_ = stream.get();
     streams_started_.fetch_add(1);
-    for (const auto& req : state_.begin_stream()) {
+    auto initial = state_.begin_stream();
+    for (const auto& req : initial) {
       logger()->debug("subscribing to {} ({} names, {} held)", short_type_name(req.type_url()),
                       req.resource_names_subscribe_size(), req.initial_resource_versions_size());
-      if (!stream_->write(req)) break;  // the read below reports why
     }
+    (void)send(lock, initial);  // on failure the read below reports why
   }
 
   bool answered = false;
@@ -302,8 +327,8 @@ bool XdsClient::run_stream(std::string& end_reason) {
                       response.nonce(), outcome.reply.error_detail().message());
     }
     if (outcome.change) deliver(*outcome.change);
-    std::lock_guard lock(mu_);
-    if (!stream_->write(outcome.reply)) {
+    std::unique_lock lock(mu_);
+    if (!send(lock, {outcome.reply})) {
       write_failed = true;
       break;
     }
@@ -318,6 +343,8 @@ bool XdsClient::run_stream(std::string& end_reason) {
   set_connected(false);
   // After a failed write the read side may still be open: cancel so that Finish() returns.
   if (write_failed) context.TryCancel();
+  // Wait out a write another thread may still have in flight on this stream.
+  std::lock_guard writing(write_mu_);
   grpc::Status status = stream->finish();
   end_reason = describe(status);
   return answered;

@@ -58,6 +58,9 @@ envoy::config::core::v3::Node make_node(std::string id,
                                         const std::vector<std::pair<std::string, std::string>>&
                                             metadata = {});
 
+// Istio's ztunnel node id: "ztunnel~<ip>~<pod>.<ns>~<ns>.svc.cluster.local".
+std::string ztunnel_node_id(std::string_view ip, std::string_view pod, std::string_view ns);
+
 class XdsClient {
  public:
   using ChangeCallback = std::function<void(const Change&)>;
@@ -99,16 +102,19 @@ class XdsClient {
   // One stream's life; true when it got at least one response.
   bool run_stream(std::string& end_reason);
   Result<std::string> read_token() const;
+  // Writes `requests` on the live stream (none: false) and releases `lock` (on mu_).
+  bool send(std::unique_lock<std::mutex>& lock, const std::vector<DeltaDiscoveryRequest>& requests);
   void deliver(const Change& change);
   void set_connected(bool up);
 
   XdsConfig config_;
   std::unique_ptr<Metrics> metrics_;
 
-  // Order: notify_mu_ before mu_. notify_mu_ serializes callbacks with the state change that
+  // Order: notify_mu_, then mu_, then write_mu_. notify_mu_ serializes callbacks with the state change that
   // caused them, so they see changes in order; it is recursive so a callback may unsubscribe.
   std::recursive_mutex notify_mu_;
   mutable std::mutex mu_;
+  std::mutex write_mu_;  // one write at a time on the stream; held across a write only
   mutable std::condition_variable cv_;  // readiness and stop
   DeltaState state_;
   Stream* stream_ = nullptr;            // the live stream, guarded by mu_

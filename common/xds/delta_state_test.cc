@@ -21,7 +21,7 @@ const std::string kB = "Kubernetes//v1/Pod/default/b";
 const std::string kC = "Kubernetes//v1/Pod/default/c";
 
 DeltaState make_state() {
-  DeltaState s(make_node("ztunnel~10.0.0.5~ztunnel-0.istio-system~istio-system.svc.cluster.local",
+  DeltaState s(make_node(ztunnel_node_id("10.0.0.5", "ztunnel-0", "istio-system"),
                          {{"NAMESPACE", "istio-system"}}));
   REQUIRE(s.add_type(std::string(kAddressType), *decoder_for_type(kAddressType)).ok());
   REQUIRE(s.add_type(std::string(kAuthorizationType), *decoder_for_type(kAuthorizationType)).ok());
