@@ -27,7 +27,7 @@ void log_lines(spdlog::logger& logger, spdlog::level::level_enum level, const st
 
 ControlPlane::ControlPlane(const Config& cfg)
     : cfg_(cfg), logger_(log::get("cp")),
-      tokens_(std::filesystem::path(cfg.state_dir) / "tokens") {
+      tokens_(std::filesystem::path(cfg.state_dir) / "tokens"), manifests_(cfg.config_dir) {
   opts_.cluster_id = cfg.cluster_id;
   opts_.trust_domain = cfg.trust_domain;
 }
@@ -120,7 +120,7 @@ Status ControlPlane::issue_tokens(const config::ConfigSnapshot& snap) {
 void ControlPlane::reload() {
   std::lock_guard lock(reload_mu_);
   auto t0 = std::chrono::steady_clock::now();
-  auto loaded = config::load_directory(cfg_.config_dir);
+  auto loaded = manifests_.load();
   double load_ms = ms_since(t0);
   if (!loaded) {
     problem_ = loaded.error().message;
@@ -152,9 +152,9 @@ void ControlPlane::reload() {
   auto before = hub_.current();
   generation_ = pub->generation;
   logger_->info("config generation {} version {} ({} pods, {} services; load {:.1f} ms, translate "
-                "{:.1f} ms): {}",
+                "{:.1f} ms, {} files parsed): {}",
                 generation_, pub->version, loaded->snapshot->pods.size(),
-                loaded->snapshot->services.size(), load_ms, translate_ms,
+                loaded->snapshot->services.size(), load_ms, translate_ms, manifests_.parsed_last_time(),
                 describe_changes(before.get(), *pub));
   hub_.publish(std::move(pub));
 }

@@ -16,6 +16,7 @@
 #include "tools/ambit-cp/ca.h"
 #include "tools/ambit-cp/config.h"
 #include "tools/ambit-cp/discovery_hub.h"
+#include "tools/ambit-cp/manifest_cache.h"
 #include "tools/ambit-cp/services.h"
 #include "tools/ambit-cp/state_dir.h"
 #include "tools/ambit-cp/token_store.h"
@@ -55,6 +56,7 @@ class ControlPlane {
   std::unique_ptr<grpc::Server> server_;
 
   std::mutex reload_mu_;
+  ManifestCache manifests_;
   uint64_t generation_ = 0;
   std::string problem_;  // the current config error, empty when the directory is valid
   std::vector<std::string> last_warnings_;

@@ -93,7 +93,8 @@ class DeltaClient:
 
     def __init__(self, pb: Protos, address: str, root_pem: bytes, token: str, types: list[str],
                  node_id: str = "ztunnel~127.0.0.1~probe.default~default.svc.cluster.local",
-                 server_name: str | None = None, nack=None):
+                 server_name: str | None = None, nack=None, decode: bool = True):
+        self.decode = decode  # False: keep raw bytes (benchmarks measure the wire, not Python)
         self.pb, self.address, self.root_pem, self.token = pb, address, root_pem, token
         self.types, self.node_id, self.server_name = types, node_id, server_name
         self.nack = nack  # optional: fn(type_url, name, decoded) -> error text to NACK with
@@ -190,7 +191,7 @@ class DeltaClient:
         t = resp.type_url
         resources, bad = [], []
         for r in resp.resources:
-            decoded = self.pb.decode(r.resource)
+            decoded = self.pb.decode(r.resource) if self.decode else r.resource.value
             err = self.nack(t, r.name, decoded) if self.nack else None
             if err:
                 bad.append(f"{r.name}: {err}")
