@@ -61,5 +61,6 @@ int main(int argc, char** argv) {
   logger->info("stopping on signal {}", sig);
   watch->reset();  // no reload may race the shutdown
   (*cp)->shutdown();
+  logger->info("stopped");
   return 0;
 }
