@@ -22,7 +22,9 @@ http::Response json_response(int status, const nlohmann::json& j) {
                              kJson);
 }
 
+// The names parse_level() accepts and Istio prints ("warn", not spdlog's "warning").
 std::string level_name(spdlog::level::level_enum l) {
+  if (l == spdlog::level::warn) return "warn";
   auto sv = spdlog::level::to_string_view(l);
   return std::string(sv.data(), sv.size());
 }
