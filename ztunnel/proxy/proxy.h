@@ -135,7 +135,7 @@ class ProxyWorker {
   ProxyStats stats() const;
   std::vector<hbone::PoolConnectionInfo> pool_connections() const;
 
-  io::EventLoop& loop() { return loop_; }
+  io::EventLoop& loop() const { return loop_; }
 
   struct State;  // defined in proxy_worker.cc (public only for the connection tasks)
 
