@@ -241,6 +241,23 @@ def test_client_receives_every_address_and_authorization_and_acks(local_cp, pb, 
     assert re.search(r"push Address to node node-0 .*: 3 resources, 0 removed", cp.log())
 
 
+def test_the_cpp_client_ambit_xds_gets_the_same_state(local_cp, build_dir):
+    xds = os.path.join(build_dir, "tools", "ambit-xds", "ambit-xds")
+    if not os.access(xds, os.X_OK):
+        pytest.skip(f"{xds} is not built")
+    cp = local_cp(("shop.yaml", BASE + "---" + POLICY))
+    done = subprocess.run(
+        [xds, "--address", cp.address, "--root-cert", os.path.join(cp.state_dir, "root-cert.pem"),
+         "--token-file", os.path.join(cp.state_dir, "tokens", "node-1"), "--once", "--json", "--timeout", "10",
+         "--node-id", "ztunnel~172.18.0.3~ztunnel-1.istio-system~istio-system.svc.cluster.local"],
+        capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    got = {(r["type"], r["name"]) for r in map(json.loads, done.stdout.splitlines())}
+    assert got == {(ADDRESS, pod_name("shop", "web-0")), (ADDRESS, pod_name("shop", "db-0")),
+                   (ADDRESS, svc_name("shop", "web")), (AUTHZ, "shop/db-from-web")}
+    cp.wait_log(r"ACK from node node-1 \[ztunnel~172\.18\.0\.3~[^\]]*\] for Address")
+
+
 def test_edit_delivers_the_change_and_deletion_a_removal(local_cp, pb, clients):
     cp = local_cp(("shop.yaml", BASE), ("policy.yaml", POLICY))
     c = cp.client(pb)
