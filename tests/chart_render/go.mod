@@ -1,0 +1,3 @@
+module ambit.test/chart_render
+
+go 1.19
