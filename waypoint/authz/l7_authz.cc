@@ -92,7 +92,8 @@ struct StringField {
   bool check(std::optional<std::string_view> v) const {
     auto any = [&](const std::vector<ValueMatcher>& ms) {
       if (!v) return false;
-      return std::any_of(ms.begin(), ms.end(), [&](const ValueMatcher& m) { return m.matches(*v); });
+      return std::any_of(ms.begin(), ms.end(),
+                         [&](const ValueMatcher& m) { return m.matches(*v); });
     };
     if (!in.empty() && !any(in)) return false;
     return out.empty() || !any(out);
@@ -208,8 +209,16 @@ struct CompiledOperation {
 };
 
 struct CompiledCondition {
-  enum class Attr { header, source_ip, remote_ip, destination_ip, destination_port,
-                    source_namespace, source_principal, absent } attr = Attr::absent;
+  enum class Attr {
+    header,
+    source_ip,
+    remote_ip,
+    destination_ip,
+    destination_port,
+    source_namespace,
+    source_principal,
+    absent
+  } attr = Attr::absent;
   std::string header;
   StringField strings;
   IpField ips;
@@ -261,7 +270,7 @@ Result<CompiledCondition> compile_condition(const sec::Condition& c) {
     out.header = to_lower(key.substr(16, key.size() - 17));
     st = fill(out.strings, c.values(), c.not_values());
   } else if (key == "source.ip" || key == "remote.ip" || key == "destination.ip") {
-    out.attr = key == "source.ip" ? Attr::source_ip
+    out.attr = key == "source.ip"   ? Attr::source_ip
                : key == "remote.ip" ? Attr::remote_ip
                                     : Attr::destination_ip;
     st = fill(out.ips, c.values(), c.not_values());
@@ -290,7 +299,8 @@ Result<CompiledCondition> compile_condition(const sec::Condition& c) {
 Result<CompiledSource> compile_source(const sec::Source& s) {
   CompiledSource out;
   Status st = fill(out.principals, s.principals(), s.not_principals());
-  if (st.ok()) st = fill(out.request_principals, s.request_principals(), s.not_request_principals());
+  if (st.ok())
+    st = fill(out.request_principals, s.request_principals(), s.not_request_principals());
   if (st.ok()) st = fill(out.namespaces, s.namespaces(), s.not_namespaces());
   if (st.ok()) st = fill(out.ip_blocks, s.ip_blocks(), s.not_ip_blocks());
   if (st.ok()) st = fill(out.remote_ip_blocks, s.remote_ip_blocks(), s.not_remote_ip_blocks());
@@ -370,8 +380,8 @@ struct CompiledPolicy {
 
 namespace {
 
-void attach(const istio::type::v1beta1::PolicyTargetReference& ref, const AuthorizationPolicyConfig& p,
-            const AuthzOptions& o, CompiledPolicy& out) {
+void attach(const istio::type::v1beta1::PolicyTargetReference& ref,
+            const AuthorizationPolicyConfig& p, const AuthzOptions& o, CompiledPolicy& out) {
   std::string ns = ref.has_namespace_() ? ref.namespace_() : p.ns;
   if (ref.kind() == "Gateway" && ref.name() == o.waypoint_name && ns == o.waypoint_namespace) {
     out.whole_waypoint = true;

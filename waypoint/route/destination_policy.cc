@@ -71,7 +71,8 @@ ConnectionPool convert(const v1a3::ConnectionPoolSettings& in) {
   if (tcp.max_connections() > 0) p.max_connections = static_cast<uint32_t>(tcp.max_connections());
   if (auto t = positive(tcp.has_connect_timeout(), tcp.connect_timeout())) p.connect_timeout = *t;
   p.tcp_idle_timeout = positive(tcp.has_idle_timeout(), tcp.idle_timeout());
-  p.max_connection_duration = positive(tcp.has_max_connection_duration(), tcp.max_connection_duration());
+  p.max_connection_duration =
+      positive(tcp.has_max_connection_duration(), tcp.max_connection_duration());
   const auto& http = in.http();
   if (http.http1_max_pending_requests() > 0) {
     p.http1_max_pending_requests = static_cast<uint32_t>(http.http1_max_pending_requests());

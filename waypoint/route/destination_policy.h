@@ -49,7 +49,7 @@ std::string_view lb_policy_name(LbPolicy p);
 
 struct ConsistentHash {
   enum class Key { header, cookie, query_parameter, source_ip } key = Key::header;
-  std::string name;         // header, cookie or query parameter name
+  std::string name;  // header, cookie or query parameter name
   std::string cookie_path;
   std::optional<Millis> cookie_ttl;  // set: the proxy issues the cookie when missing
   enum class Algorithm { ring_hash, maglev } algorithm = Algorithm::ring_hash;
@@ -73,7 +73,7 @@ struct ConnectionPool {
   uint32_t http2_max_requests = kUnlimited;
   uint32_t max_requests_per_connection = 0;  // 0 = unlimited
   uint32_t max_retries = kUnlimited;
-  Millis http_idle_timeout{3600000};  // Envoy's default 1 h
+  Millis http_idle_timeout{3600000};    // Envoy's default 1 h
   uint32_t max_concurrent_streams = 0;  // 0 = the codec's default
 };
 
@@ -91,7 +91,7 @@ struct OutlierDetection {
 };
 
 struct DestinationPolicy {
-  std::string rule;    // "ns/name" of the rule in effect ("" when none applies)
+  std::string rule;  // "ns/name" of the rule in effect ("" when none applies)
   std::string host;
   std::string subset;  // "" = all endpoints of the host
   uint32_t port = 0;

@@ -130,7 +130,8 @@ Result<RetryPolicy> resolve_retry_policy(const istio::networking::v1alpha3::HTTP
     Millis t = to_millis(in.per_try_timeout());
     if (t.count() > 0) p.per_try_timeout = t;
   }
-  p.retry_remote_localities = in.has_retry_remote_localities() && in.retry_remote_localities().value();
+  p.retry_remote_localities =
+      in.has_retry_remote_localities() && in.retry_remote_localities().value();
   return p;
 }
 

@@ -24,14 +24,14 @@ namespace ambit::waypoint {
 
 enum class RetryOn : uint32_t {
   none = 0,
-  http_5xx = 1u << 0,               // "5xx": any 5xx answer, or no answer at all
-  gateway_error = 1u << 1,          // 502, 503, 504
-  reset = 1u << 2,                  // disconnect/reset/read timeout before the response
-  reset_before_request = 1u << 3,   // reset before the request was sent
-  connect_failure = 1u << 4,        // connecting upstream failed (also covers its timeout)
-  refused_stream = 1u << 5,         // HTTP/2 REFUSED_STREAM
-  retriable_4xx = 1u << 6,          // 409
-  retriable_status_codes = 1u << 7, // the listed status codes
+  http_5xx = 1u << 0,                // "5xx": any 5xx answer, or no answer at all
+  gateway_error = 1u << 1,           // 502, 503, 504
+  reset = 1u << 2,                   // disconnect/reset/read timeout before the response
+  reset_before_request = 1u << 3,    // reset before the request was sent
+  connect_failure = 1u << 4,         // connecting upstream failed (also covers its timeout)
+  refused_stream = 1u << 5,          // HTTP/2 REFUSED_STREAM
+  retriable_4xx = 1u << 6,           // 409
+  retriable_status_codes = 1u << 7,  // the listed status codes
   retriable_headers = 1u << 8,
   envoy_ratelimited = 1u << 9,
   http3_post_connect_failure = 1u << 10,

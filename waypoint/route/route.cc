@@ -67,7 +67,9 @@ bool source_matches(const HttpMatch& m, const Request& r) {
   return true;
 }
 
-bool applies_to_port(const HttpMatch& m, uint32_t port) { return m.port == 0 || m.port == port; }
+bool applies_to_port(const HttpMatch& m, uint32_t port) {
+  return m.for_mesh && (m.port == 0 || m.port == port);
+}
 
 std::string_view query_suffix(const Request& r) {
   std::string_view p = r.path;
@@ -135,7 +137,8 @@ std::string redirect_location(const RedirectSpec& rd, const Request& r) {
     std::string_view req_port = port_of(r.authority);
     bool drop = port != 0;
     if (scheme != r.scheme) {
-      drop |= (r.scheme == "http" && req_port == "80") || (r.scheme == "https" && req_port == "443");
+      drop |=
+          (r.scheme == "http" && req_port == "80") || (r.scheme == "https" && req_port == "443");
     }
     host = drop ? strip_port(r.authority) : r.authority;
   }
@@ -161,8 +164,8 @@ const RouteDestinationSpec& pick_destination(const RouteEntry& e, RandomSource& 
   return e.destinations.back();
 }
 
-void decide_forward(const RouteEntry& e, const HttpMatch* m, const Request& r,
-                    RandomSource& random, RouteResult& out) {
+void decide_forward(const RouteEntry& e, const HttpMatch* m, const Request& r, RandomSource& random,
+                    RouteResult& out) {
   const RouteDestinationSpec& d = pick_destination(e, random);
   out.destination = &d;
   out.destination_port = d.port != 0 ? d.port : r.service.port;
@@ -197,8 +200,8 @@ void decide_extras(const RouteEntry& e, RandomSource& random, RouteResult& out) 
   if (e.cors) out.cors = &*e.cors;
 }
 
-RouteResult decide(const std::shared_ptr<const RouteEntry>& e, const HttpMatch* m,
-                   const Request& r, RandomSource& random) {
+RouteResult decide(const std::shared_ptr<const RouteEntry>& e, const HttpMatch* m, const Request& r,
+                   RandomSource& random) {
   RouteResult out;
   out.entry = e;
   out.match = m;

@@ -9,7 +9,8 @@
 //    path without the query; ignoreUriCase for exact and prefix), scheme, method, authority,
 //    headers (repeated headers joined with ","; an empty StringMatch or regex "*" = present),
 //    withoutHeaders (none may match; a missing header counts as ""), query parameters, port,
-//    sourceNamespace and sourceLabels (of the calling workload);
+//    sourceNamespace and sourceLabels (of the calling workload); a match naming gateways
+//    but not "mesh" is for ingress gateways and never applies here;
 //  - when no rule of the VirtualService applies to the request's port, the default route
 //    (the service itself) serves it; when some apply but none matches, the answer is 404 with
 //    response flag NR, as Envoy answers for a VirtualService without a catch-all;
@@ -73,9 +74,9 @@ struct RouteResult {
   std::string authority;          // to send upstream (after rewrites)
   std::optional<Millis> timeout;
   RetryPolicy retry;
-  std::optional<Millis> fault_delay;               // inject this delay first
-  std::optional<FaultSpec::Abort> fault_abort;     // then answer this instead of forwarding
-  std::vector<const MirrorSpec*> mirrors;          // mirror to these (chosen for this request)
+  std::optional<Millis> fault_delay;            // inject this delay first
+  std::optional<FaultSpec::Abort> fault_abort;  // then answer this instead of forwarding
+  std::vector<const MirrorSpec*> mirrors;       // mirror to these (chosen for this request)
   const CorsSpec* cors = nullptr;
 
   // redirect and direct_response

@@ -26,7 +26,8 @@ bool is_internal_header(std::string_view name) {
 }
 
 std::vector<std::pair<std::string, std::string>> sorted_ops(
-    const google::protobuf::Map<std::string, std::string>& in, std::optional<std::string>& authority) {
+    const google::protobuf::Map<std::string, std::string>& in,
+    std::optional<std::string>& authority) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& [k, v] : in) {
     if (is_authority_header(k)) authority = v;
@@ -66,8 +67,7 @@ Result<std::vector<std::pair<std::string, StringMatcher>>> compile_named(
     out.emplace_back(lower_names ? to_lower(name) : name, std::move(*c));
   }
   // Map order is unspecified; sort so config_dump and evaluation order are stable.
-  std::sort(out.begin(), out.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return out;
 }
 
@@ -127,6 +127,10 @@ Result<HttpMatch> compile_match(const v1a3::HTTPMatchRequest& in, bool gateway_s
   m.port = in.port();
   m.source_labels.insert(in.source_labels().begin(), in.source_labels().end());
   m.source_namespace = in.source_namespace();
+  if (in.gateways_size() > 0) {
+    m.for_mesh =
+        std::find(in.gateways().begin(), in.gateways().end(), "mesh") != in.gateways().end();
+  }
   return m;
 }
 
@@ -193,11 +197,23 @@ Status compile_redirect(const v1a3::HTTPRedirect& in, RouteEntry& out) {
 }
 
 std::optional<uint32_t> grpc_status_code(const std::string& name) {
-  static constexpr std::array<std::string_view, 17> kNames = {
-      "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-      "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-      "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static constexpr std::array<std::string_view, 17> kNames = {"OK",
+                                                              "CANCELLED",
+                                                              "UNKNOWN",
+                                                              "INVALID_ARGUMENT",
+                                                              "DEADLINE_EXCEEDED",
+                                                              "NOT_FOUND",
+                                                              "ALREADY_EXISTS",
+                                                              "PERMISSION_DENIED",
+                                                              "RESOURCE_EXHAUSTED",
+                                                              "FAILED_PRECONDITION",
+                                                              "ABORTED",
+                                                              "OUT_OF_RANGE",
+                                                              "UNIMPLEMENTED",
+                                                              "INTERNAL",
+                                                              "UNAVAILABLE",
+                                                              "DATA_LOSS",
+                                                              "UNAUTHENTICATED"};
   for (size_t i = 0; i < kNames.size(); ++i) {
     if (kNames[i] == name) return static_cast<uint32_t>(i);
   }
@@ -214,9 +230,9 @@ Result<std::optional<FaultSpec>> compile_fault(const v1a3::HTTPFaultInjection& i
   if (in.has_delay() && in.delay().has_fixed_delay()) {
     // Exponential delays are not supported by Envoy either; they are left out.
     const auto& d = in.delay();
-    f.delay = FaultSpec::Delay{to_millis(d.fixed_delay()),
-                               d.has_percentage() ? percent_of(d.percentage())
-                                                  : std::clamp(d.percent(), 0, 100) * 1.0};
+    f.delay = FaultSpec::Delay{
+        to_millis(d.fixed_delay()),
+        d.has_percentage() ? percent_of(d.percentage()) : std::clamp(d.percent(), 0, 100) * 1.0};
   }
   if (in.has_abort()) {
     const auto& a = in.abort();
@@ -225,15 +241,15 @@ Result<std::optional<FaultSpec>> compile_fault(const v1a3::HTTPFaultInjection& i
     if (a.error_type_case() == v1a3::HTTPFaultInjection::Abort::kHttpStatus) {
       if (a.http_status() < 200 || a.http_status() > 599) {
         return make_error(Errc::config, "fault abort httpStatus " +
-                                            std::to_string(a.http_status()) +
-                                            " is not in 200-599");
+                                            std::to_string(a.http_status()) + " is not in 200-599");
       }
       abort.http_status = static_cast<uint32_t>(a.http_status());
       f.abort = abort;
     } else if (a.error_type_case() == v1a3::HTTPFaultInjection::Abort::kGrpcStatus) {
       auto code = grpc_status_code(a.grpc_status());
-      if (!code) return make_error(Errc::config, "fault abort grpcStatus \"" + a.grpc_status() +
-                                                     "\" is not a gRPC status");
+      if (!code)
+        return make_error(Errc::config, "fault abort grpcStatus \"" + a.grpc_status() +
+                                            "\" is not a gRPC status");
       abort.grpc_status = *code;
       abort.http_status = 200;  // gRPC errors travel in a 200 response's trailers
       f.abort = abort;

@@ -84,8 +84,10 @@ json dump_entry(const RouteEntry& e) {
       break;
     }
     case RouteEntry::Action::redirect:
-      j["redirect"] = {{"uri", e.redirect.uri}, {"authority", e.redirect.authority},
-                       {"scheme", e.redirect.scheme}, {"code", e.redirect.code}};
+      j["redirect"] = {{"uri", e.redirect.uri},
+                       {"authority", e.redirect.authority},
+                       {"scheme", e.redirect.scheme},
+                       {"code", e.redirect.code}};
       break;
     case RouteEntry::Action::direct_response:
       j["direct_response"] = {{"status", e.direct_response.status},
@@ -95,10 +97,12 @@ json dump_entry(const RouteEntry& e) {
   if (e.fault) {
     json f;
     if (e.fault->delay) {
-      f["delay"] = {{"fixed_ms", e.fault->delay->fixed.count()}, {"percent", e.fault->delay->percent}};
+      f["delay"] = {{"fixed_ms", e.fault->delay->fixed.count()},
+                    {"percent", e.fault->delay->percent}};
     }
     if (e.fault->abort) {
-      f["abort"] = {{"http_status", e.fault->abort->http_status}, {"percent", e.fault->abort->percent}};
+      f["abort"] = {{"http_status", e.fault->abort->http_status},
+                    {"percent", e.fault->abort->percent}};
       if (e.fault->abort->grpc_status) f["abort"]["grpc_status"] = *e.fault->abort->grpc_status;
     }
     j["fault"] = std::move(f);
@@ -123,8 +127,10 @@ json dump_routes(const L7Snapshot& s) {
   for (const auto& [host, t] : s.route_tables()) tables.push_back(dump_route_table(t));
   json problems = json::array();
   for (const auto& p : s.problems()) {
-    problems.push_back({{"kind", p.kind}, {"resource", p.resource},
-                        {"code", std::string(errc_name(p.error.code))}, {"reason", p.error.message}});
+    problems.push_back({{"kind", p.kind},
+                        {"resource", p.resource},
+                        {"code", std::string(errc_name(p.error.code))},
+                        {"reason", p.error.message}});
   }
   return {{"routes", std::move(tables)}, {"problems", std::move(problems)}};
 }

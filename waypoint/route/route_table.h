@@ -102,6 +102,9 @@ struct HttpMatch {
   uint32_t port = 0;  // 0 = any
   std::map<std::string, std::string> source_labels;
   std::string source_namespace;
+  // False when the match names gateways but not "mesh": it is for ingress gateways only and
+  // never applies here (as if it were absent from the rule).
+  bool for_mesh = true;
 };
 
 struct RedirectSpec {

@@ -44,9 +44,9 @@ inline RouteTable table_for(const std::string& http_rules, const std::string& na
   return table;
 }
 
-inline Request request(std::string method, std::string path,
-                       std::initializer_list<std::pair<std::string_view, std::string_view>>
-                           headers = {}) {
+inline Request request(
+    std::string method, std::string path,
+    std::initializer_list<std::pair<std::string_view, std::string_view>> headers = {}) {
   Request r;
   r.method = std::move(method);
   r.path = std::move(path);
