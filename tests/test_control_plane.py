@@ -281,6 +281,19 @@ def test_edit_delivers_the_change_and_deletion_a_removal(local_cp, pb, clients):
     assert removal[0]["resources"] == []
 
 
+def test_many_concurrent_streams_each_get_every_push(local_cp, pb, clients):
+    cp = local_cp(("shop.yaml", BASE))
+    many = [cp.client(pb, caller=f"node-{i % 2}") for i in range(20)]
+    clients.extend(many)
+    full = {pod_name("shop", "web-0"), pod_name("shop", "db-0"), svc_name("shop", "web")}
+    assert all(c.wait_for(lambda c: c.names(ADDRESS) == full) for c in many)
+    write_atomically(os.path.join(cp.config_dir, "more.yaml"),
+                     "apiVersion: v1\nkind: Pod\nmetadata: {name: web-1, namespace: shop, labels: {app: web}}\n"
+                     "spec: {nodeName: node-1, serviceAccountName: web}\nstatus: {podIP: 10.244.1.3}\n")
+    assert all(c.wait_for(lambda c: pod_name("shop", "web-1") in c.names(ADDRESS), timeout=5) for c in many)
+    assert len(re.findall(r"stream \d+ opened by node node-\d", cp.log())) == 20
+
+
 def test_invalid_manifest_is_refused_with_file_and_line_and_last_good_state_served(local_cp, pb, clients):
     cp = local_cp(("shop.yaml", BASE))
     c = cp.client(pb)
