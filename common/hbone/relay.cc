@@ -1,5 +1,6 @@
 #include "common/hbone/relay.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -112,15 +113,22 @@ struct Join {
   void await_resume() const {}
 };
 
-// Reads grow the buffer while they fill it and shrink it back once traffic is small, so an
-// idle connection holds initial_buffer bytes.
-void adapt(std::vector<std::byte>& buf, size_t got, const RelayOptions& o) {
-  if (got == buf.size() && buf.size() < o.max_buffer) {
-    buf.resize(std::min(buf.size() * 2, o.max_buffer));
-  } else if (got <= o.initial_buffer && buf.size() > o.initial_buffer) {
-    buf.resize(o.initial_buffer);
-    buf.shrink_to_fit();
+// Receives the next piece of a plain socket into `buf`. While the peer keeps filling the
+// buffer the relay reads straight away and lets the buffer double up to max_buffer; once
+// traffic is small it waits for readability first with NO buffer held, so an idle relayed
+// connection costs no receive memory at all (the buffer comes back for the next read).
+io::Task<Result<size_t>> receive(RelayRun& r, int fd, std::vector<std::byte>& buf, bool& busy) {
+  if (!busy) {
+    buf = {};
+    Result<uint32_t> ready = co_await r.loop.poll(fd, POLLIN, {.cancel = &r.sockets});
+    if (!ready.ok()) co_return ready.take_error();
+    buf.resize(std::max<size_t>(r.opts.initial_buffer, 64));
   }
+  Result<size_t> n = co_await r.loop.recv(fd, buf, {.cancel = &r.sockets});
+  if (!n.ok()) co_return n;
+  busy = *n == buf.size();
+  if (busy && buf.size() < r.opts.max_buffer) buf.resize(std::min(buf.size() * 2, r.opts.max_buffer));
+  co_return n;
 }
 
 Error where(Error e, std::string_view what) {
@@ -129,9 +137,10 @@ Error where(Error e, std::string_view what) {
 }
 
 io::Task<void> socket_to_stream(RelayRun& r) {
-  std::vector<std::byte> buf(std::max<size_t>(r.opts.initial_buffer, 64));
+  std::vector<std::byte> buf;
+  bool busy = false;
   for (;;) {
-    Result<size_t> n = co_await r.loop.recv(r.fd_a, buf, {.cancel = &r.sockets});
+    Result<size_t> n = co_await receive(r, r.fd_a, buf, busy);
     if (!n.ok()) {
       r.stop(where(n.take_error(), "reading the plain side"), false);
       break;
@@ -147,7 +156,6 @@ io::Task<void> socket_to_stream(RelayRun& r) {
       r.stop(w.take_error(), true);
       break;
     }
-    adapt(buf, *n, r.opts);
   }
   buf = {};
   r.direction_done();
@@ -182,9 +190,10 @@ io::Task<void> stream_to_socket(RelayRun& r) {
 }
 
 io::Task<void> socket_to_socket(RelayRun& r, int in, int out, bool a_to_b) {
-  std::vector<std::byte> buf(std::max<size_t>(r.opts.initial_buffer, 64));
+  std::vector<std::byte> buf;
+  bool busy = false;
   for (;;) {
-    Result<size_t> n = co_await r.loop.recv(in, buf, {.cancel = &r.sockets});
+    Result<size_t> n = co_await receive(r, in, buf, busy);
     if (!n.ok()) {
       r.stop(where(n.take_error(), fmt::format("reading side {}", a_to_b ? 'a' : 'b')), false);
       break;
@@ -201,7 +210,6 @@ io::Task<void> socket_to_socket(RelayRun& r, int in, int out, bool a_to_b) {
       break;
     }
     r.moved(*n, a_to_b);
-    adapt(buf, *n, r.opts);
   }
   buf = {};
   r.direction_done();
