@@ -56,5 +56,114 @@ TEST_CASE("outbound -> HBONE -> inbound carries bytes both ways with half-close,
   CHECK(contains(m, "connection_security_policy=\"mutual_tls\""));
 }
 
+// An HBONE client in the client pod that bypasses its ztunnel: the test plays a peer proxy.
+io::Task<Result<std::shared_ptr<hbone::HboneClientConnection>>> hbone_peer(
+    Harness& h, const char* identity, const char* server_identity = kServerId) {
+  hbone::ClientConnectOptions o;
+  o.mark = io::kZtunnelMark;
+  o.netns_fd = h.client_ns().fd();
+  o.source = io::SocketAddress::from_ip_port(kClientIp, 0).value();
+  o.connect_timeout = 3s;
+  auto dst = io::SocketAddress::from_ip_port(kServerIp, 15008).value();
+  auto policy = tls::IdentityPolicy::any_of({tls::SpiffeId::parse(server_identity).value()});
+  auto conn = co_await hbone::HboneClientConnection::connect(h.loop(), dst, h.tls_for(identity),
+                                                             policy, o);
+  co_return conn;
+}
+
+// The status a CONNECT to `authority` got: 200, or the refusal's HTTP status (0 if none).
+io::Task<int> connect_status(hbone::HboneClientConnection& c, std::string authority) {
+  hbone::ConnectRequest req;
+  req.authority = std::move(authority);
+  Result<hbone::HboneStream> s = co_await c.open_stream(std::move(req));
+  if (s.ok()) {
+    s->reset();
+    co_return 200;
+  }
+  for (int status : {400, 401, 403, 503}) {
+    if (contains(s.error().message, "HTTP " + std::to_string(status))) co_return status;
+  }
+  MESSAGE("no status in: " << s.error().to_string());
+  co_return 0;
+}
+
+TEST_CASE("inbound HBONE answers each bad CONNECT with its documented status and a named "
+          "reason, and keeps serving good ones on the same connection") {
+  Harness h;
+  REQUIRE(h.ready());
+  h.start();
+  bool ok = io::testing::run_bounded(h.loop(), [](Harness& h) -> io::Task<void> {
+    auto conn = co_await hbone_peer(h, kClientId);
+    CHECK_MESSAGE(conn.ok(), (conn.ok() ? "" : conn.error().to_string()));
+    if (!conn.ok()) {
+      h.stop();
+      co_return;
+    }
+    auto& c = **conn;
+    const std::string server(kServerIp);
+    CHECK(co_await connect_status(c, server + ":8080") == 200);
+    CHECK(co_await connect_status(c, server + ":15008") == 400);   // a proxy port
+    CHECK(co_await connect_status(c, server + ":15001") == 400);
+    CHECK(co_await connect_status(c, "10.79.0.99:8080") == 400);   // not this pod
+    CHECK(co_await connect_status(c, "echo.ns-b:8080") == 400);    // not ip:port
+    CHECK(co_await connect_status(c, server + ":8081") == 503);    // nothing listens
+    h.set_store(base_mesh().add(deny_sleep_policy()).build());
+    CHECK(co_await connect_status(c, server + ":8080") == 401);    // policy deny
+    MeshBuilder only_client;
+    only_client.add(ztunnel::testing::pod("ns-a", "sleep-0", {kClientIp}, "sleep", "node-a"));
+    h.set_store(only_client.build());
+    CHECK(co_await connect_status(c, server + ":8080") == 503);    // unknown workload
+    h.set_store(base_mesh().build());
+    CHECK(co_await connect_status(c, server + ":8080") == 200);    // the connection lived on
+    bool logged = co_await h.wait_for_lines(9);
+    CHECK(logged);
+    c.abort();
+    h.stop();
+  }(h));
+  CHECK(ok);
+  auto lines = h.log_lines();
+  for (const char* reason : {"proxy_port", "authority_mismatch", "bad_authority",
+                             "upstream_connect_failed", "no_allow_match|policy_denied",
+                             "unknown_workload"}) {
+    std::string r(reason);
+    bool found = false;
+    for (size_t start = 0; start <= r.size() && !found;) {
+      size_t bar = r.find('|', start);
+      std::string alt = r.substr(start, bar == std::string::npos ? std::string::npos : bar - start);
+      found = !lines_with(lines, alt).empty();
+      if (bar == std::string::npos) break;
+      start = bar + 1;
+    }
+    CHECK_MESSAGE(found, "no access-log line names " << reason);
+  }
+  CHECK(lines_with(lines, "reason=\"policy_denied\"").size() == 1);
+  CHECK(lines_with(lines, "reason=\"invalid_argument\"").size() == 4);
+}
+
+TEST_CASE("a peer from a foreign trust domain is refused at the TLS handshake") {
+  Harness h;
+  REQUIRE(h.ready());
+  h.start();
+  bool ok = io::testing::run_bounded(h.loop(), [](Harness& h) -> io::Task<void> {
+    auto conn = co_await hbone_peer(h, "spiffe://evil.example/ns/ns-a/sa/sleep");
+    bool refused = !conn.ok();
+    if (conn.ok()) {
+      // TLS 1.3: the client may finish first and learn of the rejection from its first read.
+      int status = co_await connect_status(**conn, std::string(kServerIp) + ":8080");
+      refused = status != 200;
+      (*conn)->abort();
+    }
+    CHECK(refused);
+    bool logged = co_await h.wait_for_lines(1);
+    CHECK(logged);
+    h.stop();
+  }(h));
+  CHECK(ok);
+  auto lines = h.log_lines();
+  REQUIRE(lines.size() >= 1);
+  CHECK_MESSAGE(contains(lines[0], "connection failed"), lines[0]);
+  CHECK_MESSAGE(contains(lines[0], "evil.example"), lines[0]);
+}
+
 }  // namespace
 }  // namespace ambit::ztunnel::proxytest
