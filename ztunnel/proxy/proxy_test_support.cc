@@ -197,6 +197,39 @@ io::Task<bool> closed_within(io::EventLoop& loop, int fd, io::Duration limit) {
   }
 }
 
+// An HBONE client in the client pod that bypasses its ztunnel: the test plays a peer proxy.
+io::Task<Result<std::shared_ptr<hbone::HboneClientConnection>>> hbone_peer(
+    Harness& h, const char* identity, const char* server_identity) {
+  hbone::ClientConnectOptions o;
+  o.mark = io::kZtunnelMark;
+  o.netns_fd = h.client_ns().fd();
+  o.source = io::SocketAddress::from_ip_port(kClientIp, 0).value();
+  o.connect_timeout = 3s;
+  auto dst = io::SocketAddress::from_ip_port(kServerIp, 15008).value();
+  auto policy = tls::IdentityPolicy::any_of({tls::SpiffeId::parse(server_identity).value()});
+  auto conn = co_await hbone::HboneClientConnection::connect(h.loop(), dst, h.tls_for(identity),
+                                                             policy, o);
+  co_return conn;
+}
+
+// The status a CONNECT to `authority` got: 200, or the refusal's HTTP status (0 if none).
+io::Task<int> connect_status(hbone::HboneClientConnection& c, std::string authority,
+                             std::vector<hbone::Header> headers) {
+  hbone::ConnectRequest req;
+  req.authority = std::move(authority);
+  req.headers = std::move(headers);
+  Result<hbone::HboneStream> s = co_await c.open_stream(std::move(req));
+  if (s.ok()) {
+    s->reset();
+    co_return 200;
+  }
+  for (int status : {400, 401, 403, 503}) {
+    if (contains(s.error().message, "HTTP " + std::to_string(status))) co_return status;
+  }
+  MESSAGE("no status in: " << s.error().to_string());
+  co_return 0;
+}
+
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bpf/test_support.h"
+#include "common/hbone/connection.h"
 #include "common/io/event_loop.h"
 #include "common/io/loop_test_util.h"
 #include "common/metrics/registry.h"
@@ -57,13 +58,14 @@ inline istio::security::Authorization deny_sleep_policy() {
                      from_sleep);
 }
 
-// STRICT PeerAuthentication as istiod converts it: DENY when no identity is present.
+// STRICT PeerAuthentication as istiod converts it (name included): DENY when no identity
+// is present.
 inline istio::security::Authorization strict_policy() {
   using namespace ztunnel::testing;
   istio::security::Match no_identity;
   no_identity.add_not_principals()->mutable_presence();
-  return policy_with("ns-b", "strict", istio::security::NAMESPACE, istio::security::DENY,
-                     no_identity);
+  return policy_with("ns-b", "converted_peer_authentication_default", istio::security::NAMESPACE,
+                     istio::security::DENY, no_identity);
 }
 
 class Harness {
@@ -133,6 +135,16 @@ io::Task<std::string> exchange(io::EventLoop& loop, int fd, std::string msg, boo
 io::Task<std::string> read_some(io::EventLoop& loop, int fd, io::Duration limit = 3s);
 // Waits until the peer closes: true when recv returned EOF or an error within `limit`.
 io::Task<bool> closed_within(io::EventLoop& loop, int fd, io::Duration limit);
+
+// An HBONE client in the client pod that bypasses its ztunnel: the test plays a peer proxy.
+io::Task<Result<std::shared_ptr<hbone::HboneClientConnection>>> hbone_peer(
+    Harness& h, const char* identity, const char* server_identity = kServerId);
+// The status a CONNECT to `authority` got: 200, or the refusal's HTTP status (0 if none).
+io::Task<int> connect_status(hbone::HboneClientConnection& c, std::string authority,
+                             std::vector<hbone::Header> headers);
+inline io::Task<int> connect_status(hbone::HboneClientConnection& c, std::string authority) {
+  return connect_status(c, std::move(authority), std::vector<hbone::Header>());
+}
 
 bool contains(const std::string& haystack, const std::string& needle);
 // The access-log lines that mention `needle`.
