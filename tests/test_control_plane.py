@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from conftest import LAB, MANIFESTS, Lab, run_lab
+from conftest import MANIFESTS, Lab, run_lab
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO_ROOT, "tools", "ambit-cp"))
