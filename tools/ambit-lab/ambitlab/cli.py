@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from . import lab, procs, state as st, system
+from . import lab, procs, state as st, system, ztunnel
 from .plan import Plan, node_names
 
 EXIT_FAILED = 1
@@ -89,6 +89,8 @@ def print_summary(state: dict) -> None:
     for r in state["processes"]:
         if r.get("role") == "ambit-cp":
             print(f"  control plane ambit-cp at {r['address']} (root cert and tokens in {r['state_dir']})")
+        if r.get("role") == "ztunnel":
+            print(f"  ztunnel on {r['node']:<8} admin {r['admin_socket']}  metrics {r['metrics_address']}")
 
 
 # ---- down ----------------------------------------------------------------------------------
@@ -183,9 +185,8 @@ def status_view(state: dict) -> dict:
         "metrics_address": r.get("metrics_address"), "log": r.get("log"),
         "address": r.get("address"),
     } for r in state["processes"]]
-    skip = set(state["options"].get("skip_ztunnel", []))
     nodes = [{"name": n["name"], "netns": n["netns"], "ip": n["ip"], "pod_cidr": n["pod_cidr"],
-              "ztunnel": "skipped" if n["name"] in skip else "not started"} for n in plan["nodes"]]
+              "ztunnel": ztunnel.node_status(state, n["name"])} for n in plan["nodes"]]
     pods = []
     cgroup_root = (state.get("cgroup2") or {}).get("root", "")
     for p in plan["pods"]:

@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 
-from . import pod_registry, procs, render, state as st, system
+from . import pod_registry, procs, render, state as st, system, ztunnel
 from .manifests import Obj, Problem, check_objects, load_paths, parse_text, unknown_kinds
 from .plan import FABRIC_BRIDGE, FABRIC_NETNS, Plan, PodPlan, build_plan
 
@@ -104,6 +104,9 @@ def realize(state: dict, objs: list[Obj], plan: Plan) -> None:
         start_pod(state, pod)
     st.save(state)
     wait_ready(state, plan.pods)
+    # After the pods: they are ready (ports checked from inside) before capture starts, and
+    # each ztunnel finds them all in its registry at once.
+    ztunnel.start_all(state, plan, launch)
 
 
 def _record(state: dict, kind: str, item) -> None:
