@@ -108,42 +108,46 @@ void record_failed_connection(WorkerState& st, const SocketAddr& client, const S
   st.ctx->access_log->record(r);
 }
 
-io::Task<void> serve_connect(std::shared_ptr<WorkerState> st, std::shared_ptr<PodRuntime> pod,
-                             hbone::InboundConnect in, hbone::HboneStream stream) {
-  LiveConnection conn(*st, pod, ConnectionDirection::inbound_hbone);
+// The admission of one CONNECT, synchronously: the decision and the connection's telemetry.
+// On refusal the stream is answered here and nullopt returned; else where the app listens.
+std::optional<io::SocketAddress> admit_connect(WorkerState& st, const PodRuntime& pod,
+                                               const hbone::InboundConnect& in,
+                                               hbone::HboneStream& stream, LiveConnection& conn) {
   if (auto a = to_state_addr(in.peer_addr)) conn.src = *a;
   if (auto a = to_state_addr(in.local_addr)) conn.dst = *a;
   conn.authority = in.request.authority;
   conn.peer = in.peer.id;
   conn.connection_destination = conn.dst.ip;
 
-  auto store = st->ctx->workload_store();
-  InboundVerdict v = decide_inbound_hbone(*store, st->ctx->node_name, in.peer.id, conn.src,
+  auto store = st.ctx->workload_store();
+  InboundVerdict v = decide_inbound_hbone(*store, st.ctx->node_name, in.peer.id, conn.src,
                                           conn.authority, conn.connection_destination);
   InboundDescription d;
   describe(d, source_workload(*store, conn.src),
-           v.destination ? v.destination : pod_workload(*store, *pod->pod, st->ctx->node_name),
+           v.destination ? v.destination : pod_workload(*store, *pod.pod, st.ctx->node_name),
            conn.peer);
   telemetry::ConnectionAddresses addrs{conn.src.to_string(),
                                        v.admitted() ? v.target.to_string() : conn.dst.to_string(),
                                        conn.authority};
-  telemetry::ConnectionTelemetry tel(*st->ctx->tcp_metrics, st->ctx->access_log, d.desc,
-                                     std::move(addrs));
-  conn.telemetry = &tel;
-  if (!v.admitted()) {
-    ++st->refused;
-    (void)stream.refuse(v.status);
-    tel.finish(verdict_error(v));
-    co_return;
-  }
-  auto target = to_io_addr(v.target);
+  conn.telemetry = std::make_unique<telemetry::ConnectionTelemetry>(
+      *st.ctx->tcp_metrics, st.ctx->access_log, d.desc, std::move(addrs));
+  auto target = v.admitted() ? to_io_addr(v.target) : Result<io::SocketAddress>(verdict_error(v));
   if (!target) {
-    ++st->refused;
-    (void)stream.refuse(503);
-    tel.finish(target.take_error());
-    co_return;
+    ++st.refused;
+    (void)stream.refuse(v.admitted() ? 503 : v.status);
+    conn.telemetry->finish(target.error());
+    return std::nullopt;
   }
-  Result<int> up = co_await connect_from_pod(*st, *pod->pod, *target, &conn.cancel);
+  return *target;
+}
+
+// After admission: connect to the app, answer 200 only then, relay. The frame that stays for
+// the relay holds little: the connection's state is on the heap, the request is gone.
+io::Task<void> relay_connect(std::shared_ptr<WorkerState> st, std::unique_ptr<LiveConnection> c,
+                             io::SocketAddress target, hbone::HboneStream stream) {
+  LiveConnection& conn = *c;
+  telemetry::ConnectionTelemetry& tel = *conn.telemetry;
+  Result<int> up = co_await connect_from_pod(*st, *conn.pod->pod, target, &conn.cancel);
   if (!up.ok() || conn.closed_by) {
     ++st->refused;
     if (up.ok()) ::close(*up);
@@ -167,6 +171,16 @@ io::Task<void> serve_connect(std::shared_ptr<WorkerState> st, std::shared_ptr<Po
   tel.add_request_bytes(r.bytes.b_to_a);
   tel.add_response_bytes(r.bytes.a_to_b);
   tel.finish(relay_status(r, conn));
+}
+
+io::Task<void> nothing_more() { co_return; }
+
+io::Task<void> serve_connect(std::shared_ptr<WorkerState> st, std::shared_ptr<PodRuntime> pod,
+                             hbone::InboundConnect in, hbone::HboneStream stream) {
+  auto conn = std::make_unique<LiveConnection>(*st, pod, ConnectionDirection::inbound_hbone);
+  std::optional<io::SocketAddress> target = admit_connect(*st, *pod, in, stream, *conn);
+  if (!target) return nothing_more();
+  return relay_connect(std::move(st), std::move(conn), *target, std::move(stream));
 }
 
 }  // namespace
@@ -225,37 +239,45 @@ io::Task<void> serve_hbone(std::shared_ptr<WorkerState> st, std::shared_ptr<PodR
   }
 }
 
-io::Task<void> serve_plaintext(std::shared_ptr<WorkerState> st, std::shared_ptr<PodRuntime> pod,
-                               io::Accepted accepted) {
-  const int fd = accepted.fd;
-  LiveConnection conn(*st, pod, ConnectionDirection::inbound_plaintext);
-  if (auto a = to_state_addr(accepted.peer)) conn.src = *a;
+namespace {
+
+// The admission of one plaintext connection, synchronously; nullopt once refused (and closed).
+std::optional<io::SocketAddress> admit_plaintext(WorkerState& st, const PodRuntime& pod, int fd,
+                                                 const io::SocketAddress& peer,
+                                                 LiveConnection& conn) {
+  if (auto a = to_state_addr(peer)) conn.src = *a;
   // Redirected here (sk_lookup or TPROXY): the local address is where the client connected.
   if (auto l = io::local_address(fd); l.ok()) {
     if (auto a = to_state_addr(*l)) conn.dst = *a;
   }
-  auto store = st->ctx->workload_store();
-  InboundVerdict v = decide_inbound_plaintext(*store, st->ctx->node_name, conn.src, conn.dst);
+  auto store = st.ctx->workload_store();
+  InboundVerdict v = decide_inbound_plaintext(*store, st.ctx->node_name, conn.src, conn.dst);
   InboundDescription d;
   describe(d, source_workload(*store, conn.src),
-           v.destination ? v.destination : pod_workload(*store, *pod->pod, st->ctx->node_name),
+           v.destination ? v.destination : pod_workload(*store, *pod.pod, st.ctx->node_name),
            std::nullopt);
-  telemetry::ConnectionTelemetry tel(*st->ctx->tcp_metrics, st->ctx->access_log, d.desc,
-                                     {conn.src.to_string(), conn.dst.to_string(), ""});
-  conn.telemetry = &tel;
-  if (!v.admitted()) {
-    ++st->refused;
-    ::close(fd);  // plaintext has no status to send: the client sees its connection closed
-    tel.finish(verdict_error(v));
-    co_return;
-  }
-  auto target = to_io_addr(v.target);
+  conn.telemetry = std::make_unique<telemetry::ConnectionTelemetry>(
+      *st.ctx->tcp_metrics, st.ctx->access_log, d.desc,
+      telemetry::ConnectionAddresses{conn.src.to_string(), conn.dst.to_string(), ""});
+  auto target = v.admitted() ? to_io_addr(v.target) : Result<io::SocketAddress>(verdict_error(v));
   if (!target) {
-    ++st->refused;
-    ::close(fd);
-    tel.finish(target.take_error());
-    co_return;
+    ++st.refused;
+    ::close(fd);  // plaintext has no status to send: the client sees its connection closed
+    conn.telemetry->finish(target.error());
+    return std::nullopt;
   }
+  return *target;
+}
+
+}  // namespace
+
+io::Task<void> serve_plaintext(std::shared_ptr<WorkerState> st, std::shared_ptr<PodRuntime> pod,
+                               io::Accepted accepted) {
+  const int fd = accepted.fd;
+  LiveConnection conn(*st, pod, ConnectionDirection::inbound_plaintext);
+  std::optional<io::SocketAddress> target = admit_plaintext(*st, *pod, fd, accepted.peer, conn);
+  if (!target) co_return;
+  telemetry::ConnectionTelemetry& tel = *conn.telemetry;
   Result<int> up = co_await connect_from_pod(*st, *pod->pod, *target, &conn.cancel);
   if (!up.ok() || conn.closed_by) {
     ++st->refused;

@@ -88,15 +88,19 @@ void finish_relay(telemetry::ConnectionTelemetry& tel, const hbone::RelayResult&
   tel.finish(relay_status(r, conn));
 }
 
-}  // namespace
+// Where the bytes go once the upstream is open: a pod socket (passthrough) or a tunnel.
+struct Upstream {
+  int fd = -1;
+  hbone::HboneStream stream;
+};
 
-io::Task<void> serve_outbound(std::shared_ptr<WorkerState> st, std::shared_ptr<PodRuntime> pod,
-                              io::Accepted accepted) {
-  const int fd = accepted.fd;
-  LiveConnection conn(*st, pod, ConnectionDirection::outbound);
-  if (auto c = to_state_addr(accepted.peer)) conn.src = *c;
-  auto store = st->ctx->workload_store();
-  OutboundPlan plan = plan_outbound(*st, *pod, *store, fd, conn.src);
+// Synchronous part: the routing decision, and the connection's telemetry (which counts the
+// open). Returns the failure, already named, when there is nowhere to go.
+Result<OutboundRequest> plan_connection(WorkerState& st, PodRuntime& pod, LiveConnection& conn,
+                                        int fd, WorkloadPtr& source) {
+  auto store = st.ctx->workload_store();
+  OutboundPlan plan = plan_outbound(st, pod, *store, fd, conn.src);
+  source = plan.source;
   conn.dst = plan.request ? plan.request->next_hop : plan.original_destination;
   if (plan.request) conn.authority = plan.request->authority;
 
@@ -125,82 +129,88 @@ io::Task<void> serve_outbound(std::shared_ptr<WorkerState> st, std::shared_ptr<P
     desc.source_identity = src_info.identity;
     desc.security = telemetry::SecurityPolicy::mutual_tls;
   }
-  telemetry::ConnectionTelemetry tel(*st->ctx->tcp_metrics, st->ctx->access_log, desc,
-                                     outbound_addresses(plan, conn.src));
-  conn.telemetry = &tel;
+  conn.telemetry = std::make_unique<telemetry::ConnectionTelemetry>(
+      *st.ctx->tcp_metrics, st.ctx->access_log, desc, outbound_addresses(plan, conn.src));
+  if (plan.failure) return std::move(*plan.failure);
+  return std::move(*plan.request);
+}
 
-  if (plan.failure) {
-    ++st->refused;
-    tel.finish(*plan.failure);
-    ::close(fd);
-    co_return;
-  }
-  const OutboundRequest& req = *plan.request;
-  auto next_hop = to_io_addr(req.next_hop);
-  if (!next_hop) {
-    ++st->refused;
-    tel.finish(next_hop.take_error());
-    ::close(fd);
-    co_return;
-  }
+// Opens the upstream. Its own (short-lived) frame holds the routing state, so the frame that
+// stays for the relay is small.
+io::Task<Result<Upstream>> open_upstream(std::shared_ptr<WorkerState> st,
+                                         std::shared_ptr<PodRuntime> pod, LiveConnection& conn,
+                                         int fd) {
+  WorkloadPtr source;
+  Result<OutboundRequest> req = plan_connection(*st, *pod, conn, fd, source);
+  if (!req) co_return req.take_error();
+  auto next_hop = to_io_addr(req->next_hop);
+  if (!next_hop) co_return next_hop.take_error();
 
-  if (!hbone) {
+  if (req->protocol != OutboundProtocol::hbone) {
     // Passthrough: plain TCP from inside the pod, as if ztunnel were not there.
     Result<int> up = co_await connect_from_pod(*st, *pod->pod, *next_hop, &conn.cancel);
-    if (!up.ok()) {
-      ++st->refused;
-      tel.finish(conn.closed_by ? *conn.closed_by : up.error());
-      ::close(fd);
-      co_return;
-    }
-    conn.relaying = true;
-    hbone::RelayOptions ropts = relay_options(*st, conn);
-    hbone::RelayResult r = co_await hbone::relay(st->loop, fd, *up, ropts);
-    ::close(*up);
-    ::close(fd);
-    finish_relay(tel, r, conn);
-    co_return;
+    if (!up.ok()) co_return up.take_error();
+    Upstream u;
+    u.fd = *up;
+    co_return u;
   }
 
-  std::shared_ptr<tls::TlsContext> tls = st->ctx->workload_tls(plan.source->identity());
+  const std::string src_identity = source->identity().to_string();
+  std::shared_ptr<tls::TlsContext> tls = st->ctx->workload_tls(source->identity());
   if (!tls) {
-    ++st->refused;
-    tel.finish(make_error(Errc::unavailable,
-                          fmt::format("certificate_pending: no certificate for {} yet",
-                                      src_info.identity)));
-    ::close(fd);
-    co_return;
+    co_return make_error(Errc::unavailable,
+                         fmt::format("certificate_pending: no certificate for {} yet",
+                                     src_identity));
   }
   std::vector<std::string> expected;
-  for (const auto& id : req.expected_identities) expected.push_back(id.to_string());
+  for (const auto& id : req->expected_identities) expected.push_back(id.to_string());
   hbone::PoolTarget target;
-  target.key = hbone::PoolKey::make(src_info.identity, std::move(expected), *next_hop,
+  target.key = hbone::PoolKey::make(src_identity, std::move(expected), *next_hop,
                                     pod->pod->pod.ip);
   target.tls = std::move(tls);
   target.netns_fd = pod->pod->netns.get();
-  hbone::ConnectRequest request = connect_request(*st, req);
+  hbone::ConnectRequest request = connect_request(*st, *req);
   Result<hbone::HboneStream> stream = co_await st->pool.open_stream(std::move(target),
                                                                     std::move(request));
-  if (!stream.ok() || conn.closed_by) {
+  if (!stream.ok()) {
+    const Error& e = stream.error();
+    const bool refused = e.code == Errc::policy_denied || e.code == Errc::invalid_argument ||
+                         e.message.find("refused with HTTP") != std::string::npos;
+    co_return make_error(e.code, fmt::format("{}: {}", refused ? "upstream refused"
+                                                                : "hbone connect failed",
+                                             e.message));
+  }
+  Upstream u;
+  u.stream = std::move(*stream);
+  co_return u;
+}
+
+}  // namespace
+
+io::Task<void> serve_outbound(std::shared_ptr<WorkerState> st, std::shared_ptr<PodRuntime> pod,
+                              io::Accepted accepted) {
+  const int fd = accepted.fd;
+  LiveConnection conn(*st, pod, ConnectionDirection::outbound);
+  if (auto c = to_state_addr(accepted.peer)) conn.src = *c;
+  Result<Upstream> up = co_await open_upstream(st, pod, conn, fd);
+  if (!up.ok() || conn.closed_by) {
     ++st->refused;
-    if (conn.closed_by) {
-      tel.finish(*conn.closed_by);
-    } else {
-      const Error& e = stream.error();
-      const bool refused = e.code == Errc::policy_denied || e.code == Errc::invalid_argument ||
-                           e.message.find("refused with HTTP") != std::string::npos;
-      tel.finish(make_error(e.code, fmt::format("{}: {}", refused ? "upstream refused"
-                                                                   : "hbone connect failed",
-                                                e.message)));
-    }
+    if (up.ok() && up->fd >= 0) ::close(up->fd);
+    if (conn.telemetry) conn.telemetry->finish(conn.closed_by ? *conn.closed_by : up.error());
     ::close(fd);
     co_return;
   }
   conn.relaying = true;
   hbone::RelayOptions ropts = relay_options(*st, conn);
-  hbone::RelayResult r = co_await hbone::relay(st->loop, fd, *stream, ropts);
+  hbone::RelayResult r;
+  if (up->fd >= 0) {
+    r = co_await hbone::relay(st->loop, fd, up->fd, ropts);
+    ::close(up->fd);
+  } else {
+    r = co_await hbone::relay(st->loop, fd, up->stream, ropts);
+  }
   ::close(fd);
-  finish_relay(tel, r, conn);
+  finish_relay(*conn.telemetry, r, conn);
 }
 
 }  // namespace ambit::ztunnel::detail

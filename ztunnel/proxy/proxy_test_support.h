@@ -94,6 +94,12 @@ class Harness {
     worker_b_.reset();
   }
 
+  // The server pod leaves the mesh at the node level (its capture is removed), so it is an
+  // ordinary pod from then on.
+  void release_server_capture() {
+    server_pod_.reset();
+    REQUIRE(enrollment_->release("ns-b/echo-0").ok());
+  }
   std::shared_ptr<tls::TlsContext> tls_for(const std::string& spiffe);
   std::vector<std::string> log_lines() {
     std::lock_guard lock(mu_);
@@ -120,6 +126,9 @@ class Harness {
   std::unique_ptr<ProxyWorker> worker_a_, worker_b_;
   int app_listener_ = -1;
 };
+
+// An echo app on `listener` (spawned on the loop; ends when the loop stops).
+void serve_echo(io::EventLoop& loop, int listener);
 
 // ---- client-side helpers, run on the loop ----
 

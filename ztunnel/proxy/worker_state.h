@@ -84,7 +84,8 @@ struct LiveConnection {
   std::string authority;          // HBONE :authority (inbound: as received)
   std::optional<tls::SpiffeId> peer;  // inbound HBONE: the client's proven identity
   IpAddr connection_destination;  // inbound HBONE: the IP the TLS connection was made to
-  telemetry::ConnectionTelemetry* telemetry = nullptr;
+  // Owned here (not in a coroutine frame) so the connection's state stays in one place.
+  std::unique_ptr<telemetry::ConnectionTelemetry> telemetry;
   io::CancelToken cancel;         // the connect phase's operations
   hbone::RelayControl control;
   hbone::RelayStats live;
