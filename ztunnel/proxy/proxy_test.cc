@@ -144,3 +144,61 @@ TEST_CASE("a peer from a foreign trust domain is refused at the TLS handshake") 
 
 }  // namespace
 }  // namespace ambit::ztunnel::proxytest
+
+namespace ambit::ztunnel::proxytest {
+namespace {
+
+// Blocking helpers for a client on the test thread while the proxy runs on a WorkerPool.
+bool send_text(int fd, const std::string& s) {
+  return ::send(fd, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
+}
+
+std::string recv_text(int fd, size_t want) {
+  timeval tv{3, 0};
+  (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string got;
+  char buf[256];
+  while (got.size() < want) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+TEST_CASE("Proxy runs the data path on a WorkerPool and answers control calls from outside") {
+  Harness h;
+  REQUIRE(h.ready());
+  io::WorkerPool pool(io::WorkerPoolOptions{.workers = 2});
+  REQUIRE(pool.start([](io::EventLoop&, unsigned) {}).ok());
+  // One proxy for both pods, as a ztunnel whose node check is off ("" node name).
+  auto made = Proxy::create(pool, h.make_context(""));
+  REQUIRE(made.ok());
+  std::unique_ptr<Proxy> proxy = std::move(*made);
+  int listener = h.app_listener();
+  pool.loop(0).post([&pool, listener] { serve_echo(pool.loop(0), listener); });
+  REQUIRE(proxy->start_pod(h.client_pod()).ok());
+  REQUIRE(proxy->start_pod(h.server_pod()).ok());
+
+  int fd = t::socket_in_netns(h.client_ns().fd(), AF_INET, SOCK_STREAM);
+  REQUIRE(fd >= 0);
+  REQUIRE(t::connect_to(fd, kServerIp, kAppPort));
+  CHECK(send_text(fd, "ping"));
+  CHECK(recv_text(fd, 4) == "ping");
+  auto conns = proxy->connections();
+  CHECK(conns.size() == 2);  // the outbound side and the inbound side
+  CHECK(proxy->stats().active == 2);
+
+  h.set_store(base_mesh().add(deny_sleep_policy()).build());
+  CHECK(proxy->recheck_policies() == 1);
+  CHECK(recv_text(fd, 1).empty());  // closed by the policy change
+  ::close(fd);
+  proxy->stop_pod("ns-a/sleep-0");
+  proxy->stop_pod("ns-b/echo-0");
+  CHECK(proxy->stats().closed_by_policy == 1);
+  proxy.reset();
+  pool.stop();
+}
+
+}  // namespace
+}  // namespace ambit::ztunnel::proxytest

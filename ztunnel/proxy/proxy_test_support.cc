@@ -95,29 +95,30 @@ std::shared_ptr<tls::TlsContext> Harness::tls_for(const std::string& spiffe) {
   return std::move(*ctx);
 }
 
-void Harness::start() {
-  auto make_ctx = [this](const char* node) {
-    auto ctx = std::make_shared<ProxyContext>();
-    ctx->workload_store = [this] {
-      std::lock_guard lock(mu_);
-      return store_;
-    };
-    ctx->workload_tls = [this](const tls::SpiffeId& id) -> std::shared_ptr<tls::TlsContext> {
-      auto it = tls_.find(id.to_string());
-      return it == tls_.end() ? nullptr : it->second;
-    };
-    redirect::Enrollment* e = enrollment_.get();
-    ctx->original_destination = [e](const redirect::CapturedPod& pod, int fd) {
-      return e->original_destination(pod.netns_cookie, fd);
-    };
-    ctx->node_name = node;
-    ctx->tcp_metrics = tcp_.get();
-    ctx->access_log = log_.get();
-    ctx->options = options;
-    return ctx;
+std::shared_ptr<ProxyContext> Harness::make_context(const char* node) {
+  auto ctx = std::make_shared<ProxyContext>();
+  ctx->workload_store = [this] {
+    std::lock_guard lock(mu_);
+    return store_;
   };
-  worker_a_ = std::make_unique<ProxyWorker>(*loop_, make_ctx("node-a"), 0);
-  worker_b_ = std::make_unique<ProxyWorker>(*loop_, make_ctx("node-b"), 1);
+  ctx->workload_tls = [this](const tls::SpiffeId& id) -> std::shared_ptr<tls::TlsContext> {
+    auto it = tls_.find(id.to_string());
+    return it == tls_.end() ? nullptr : it->second;
+  };
+  redirect::Enrollment* e = enrollment_.get();
+  ctx->original_destination = [e](const redirect::CapturedPod& pod, int fd) {
+    return e->original_destination(pod.netns_cookie, fd);
+  };
+  ctx->node_name = node;
+  ctx->tcp_metrics = tcp_.get();
+  ctx->access_log = log_.get();
+  ctx->options = options;
+  return ctx;
+}
+
+void Harness::start() {
+  worker_a_ = std::make_unique<ProxyWorker>(*loop_, make_context("node-a"), 0);
+  worker_b_ = std::make_unique<ProxyWorker>(*loop_, make_context("node-b"), 1);
   REQUIRE(worker_a_->start_pod(client_pod_).ok());
   if (server_pod_) REQUIRE(worker_b_->start_pod(server_pod_).ok());
   io::spawn(*loop_, echo_server(*loop_, app_listener_));

@@ -86,6 +86,11 @@ class Harness {
   ProxyOptions options;
   // Makes the two workers (on the loop thread) and starts the echo app in the server pod.
   void start();
+  // What start() gives each worker, for tests that build their own (e.g. a Proxy).
+  std::shared_ptr<ProxyContext> make_context(const char* node);
+  std::shared_ptr<const redirect::CapturedPod> client_pod() const { return client_pod_; }
+  std::shared_ptr<const redirect::CapturedPod> server_pod() const { return server_pod_; }
+  int app_listener() const { return app_listener_; }
   ProxyWorker& client_worker() { return *worker_a_; }
   ProxyWorker& server_worker() { return *worker_b_; }
   // Drops the workers; call at the end of a test body, while the loop still runs.
