@@ -14,6 +14,9 @@ namespace {
 
 using envoy::service::discovery::v3::AggregatedDiscoveryService;
 
+// How long stop() lets the control plane end a half-closed stream before cancelling it.
+constexpr std::chrono::milliseconds kGracefulClose{1000};
+
 std::shared_ptr<spdlog::logger> logger() {
   static auto l = log::get("xds");
   return l;
@@ -99,6 +102,7 @@ class XdsClient::Stream {
   using RW = grpc::ClientReaderWriter<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
   explicit Stream(std::unique_ptr<RW> rw) : rw_(std::move(rw)) {}
   bool write(const DeltaDiscoveryRequest& req) { return rw_->Write(req); }
+  bool writes_done() { return rw_->WritesDone(); }
   bool read(DeltaDiscoveryResponse* resp) { return rw_->Read(resp); }
   grpc::Status finish() { return rw_->Finish(); }
 
@@ -166,22 +170,30 @@ Status XdsClient::start() {
 
 void XdsClient::stop() {
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     stopping_ = true;
-    if (context_ != nullptr) context_->TryCancel();
     cv_.notify_all();
+    // Half-close first, so that what was written (the last ACK) reaches the control plane
+    // before the call ends; a server that does not end the stream in time is cancelled.
+    // Skipped when a write is stuck (e.g. connecting to a black hole): then cancel at once.
+    if (stream_ != nullptr && write_mu_.try_lock()) {
+      (void)stream_->writes_done();
+      write_mu_.unlock();
+      cv_.wait_for(lock, kGracefulClose, [&] { return stream_ == nullptr; });
+    }
+    if (context_ != nullptr) context_->TryCancel();
   }
   if (thread_.joinable()) thread_.join();
 }
 
 bool XdsClient::ready() const {
   std::lock_guard lock(mu_);
-  return state_.ready();
+  return state_.ready() && !reply_pending_;
 }
 
 bool XdsClient::wait_ready(std::chrono::milliseconds timeout) const {
   std::unique_lock lock(mu_);
-  return cv_.wait_for(lock, timeout, [&] { return state_.ready(); });
+  return cv_.wait_for(lock, timeout, [&] { return state_.ready() && !reply_pending_; });
 }
 
 std::vector<std::string> XdsClient::types_not_ready() const {
@@ -313,7 +325,7 @@ bool XdsClient::run_stream(std::string& end_reason) {
       std::lock_guard lock(mu_);
       outcome = state_.apply(response);
       if (outcome.change) snapshot_.store(outcome.change->snapshot);
-      cv_.notify_all();
+      reply_pending_ = true;
     }
     const std::string& type_url = response.type_url();
     if (metrics_->updates != nullptr && outcome.applied > 0) {
@@ -328,7 +340,12 @@ bool XdsClient::run_stream(std::string& end_reason) {
     }
     if (outcome.change) deliver(*outcome.change);
     std::unique_lock lock(mu_);
-    if (!send(lock, {outcome.reply})) {
+    const bool sent = send(lock, {outcome.reply});
+    lock.lock();
+    reply_pending_ = false;
+    cv_.notify_all();
+    lock.unlock();
+    if (!sent) {
       write_failed = true;
       break;
     }
@@ -339,6 +356,7 @@ bool XdsClient::run_stream(std::string& end_reason) {
     stream_ = nullptr;
     context_ = nullptr;
     state_.end_stream();
+    cv_.notify_all();
   }
   set_connected(false);
   // After a failed write the read side may still be open: cancel so that Finish() returns.

@@ -85,7 +85,9 @@ class XdsClient {
   // The data path's view; never null.
   std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(); }
 
-  // Every subscribed type has had its first full state (see DeltaState::ready()).
+  // Every subscribed type has had its first full state (see DeltaState::ready()), and the
+  // response that completed it was answered (so a tool may exit right after without leaving
+  // the control plane waiting for an ACK).
   bool ready() const;
   bool wait_ready(std::chrono::milliseconds timeout) const;
   std::vector<std::string> types_not_ready() const;
@@ -120,6 +122,7 @@ class XdsClient {
   Stream* stream_ = nullptr;            // the live stream, guarded by mu_
   grpc::ClientContext* context_ = nullptr;
   bool stopping_ = false;
+  bool reply_pending_ = false;  // a response was applied and its ACK/NACK is not yet written
   std::vector<ChangeCallback> callbacks_;
 
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;

@@ -134,7 +134,7 @@ TEST_CASE("the client subscribes with its token and cluster, applies, ACKs, NACK
   REQUIRE(ack.has_value());
   CHECK(ack->response_nonce() == "n1");
   CHECK_FALSE(ack->has_error_detail());
-  CHECK(client.ready());
+  CHECK(client.wait_ready(5s));
   CHECK(client.connected());
   CHECK(client.snapshot()->find(kAddressType, kA) != nullptr);
   REQUIRE(changes.size() == 1);
@@ -257,7 +257,7 @@ TEST_CASE("names subscribed at run time reach the server, and unsubscribing forg
   REQUIRE(server->ads.send(response(kAuthorizationType, "n2",
                                     {test::resource("default/deny", "1", az, kAuthorizationType)})));
   REQUIRE(server->ads.next_request().has_value());
-  CHECK(client.ready());
+  CHECK(client.wait_ready(5s));
   auto got = client.snapshot()->get<istio::security::Authorization>(kAuthorizationType, "default/deny");
   REQUIRE(got != nullptr);
   CHECK(got->action() == istio::security::DENY);

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include "common/xds/test_server.h"
@@ -81,6 +82,11 @@ TEST_CASE("--once --json prints the first full state of every type, one JSON obj
   }
   REQUIRE(print_first_full_state(client, cfg, out.sink()).ok());
   client.stop();
+  // Both responses were ACKed before the state counted as complete, so exiting at once
+  // leaves no control plane waiting.
+  std::set<std::string> acked;
+  while (auto r = server.ads.next_request(std::chrono::milliseconds(500))) acked.insert(r->response_nonce());
+  CHECK(acked == std::set<std::string>{"a1", "z1"});
 
   auto lines = out.get();
   REQUIRE(lines.size() == 3);
