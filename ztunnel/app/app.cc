@@ -405,6 +405,10 @@ void ZtunnelApp::Impl::shutdown() {
     if (shut_down) return;
     shut_down = true;
   }
+  // The admin surface first: its providers read the parts stopped below.
+  if (admin_loop) admin_loop->stop();
+  if (admin_thread.joinable()) admin_thread.join();
+  admin_servers.reset();
   control_stopping = true;
   wake();
   if (control_thread.joinable()) control_thread.join();
@@ -420,9 +424,6 @@ void ZtunnelApp::Impl::shutdown() {
   data_path.reset();
   if (workers) workers->stop();
   if (cert_manager) cert_manager->stop();
-  if (admin_loop) admin_loop->stop();
-  if (admin_thread.joinable()) admin_thread.join();
-  admin_servers.reset();
 }
 
 ZtunnelApp::ZtunnelApp(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
