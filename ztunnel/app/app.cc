@@ -339,9 +339,14 @@ Status ZtunnelApp::Impl::readiness() const {
   {
     std::lock_guard lock(plan_mu);
     if (!reconciled) return make_error(Errc::unavailable, "waiting for the first pod capture");
-    for (const auto& t : plan.targets) {
-      if (enrollment->find(t.pod.key())) ids.push_back(t.workload->identity());
+    // A located ambient pod that cannot be captured would talk plaintext past the mesh:
+    // that is not ready, and the operator is told which pod and why.
+    if (!capture_errors.empty()) {
+      const auto& [key, err] = *capture_errors.begin();
+      return make_error(Errc::unavailable, "cannot capture " + std::to_string(capture_errors.size()) +
+                                               " pod(s), e.g. " + key + ": " + err);
     }
+    for (const auto& t : plan.targets) ids.push_back(t.workload->identity());
   }
   auto missing = certs->missing(ids);
   if (!missing.empty()) {

@@ -70,12 +70,15 @@ def start_all(state: dict, plan: Plan, launch) -> list[dict]:
         if node.name in skip:
             continue
         os.makedirs(pod_registry.node_dir(node.name), exist_ok=True)
+        # nsenter, not `ip netns exec`: the latter remounts /sys for the netns, which hides
+        # the cgroup2 hierarchy where ztunnel finds the pods' cgroups.
         records.append(launch(
             state, role="ztunnel", name=f"ztunnel/{node.name}", node=node.name,
-            argv=argv(bin_path, node, cp), env={}, netns=node.netns, cgroup=None,
-            ready_ports=[READY_PORT], ip=node.ip, admin_socket=admin_socket(node.name),
-            metrics_address=f"{node.ip}:{METRICS_PORT}",
-            extra={"readiness_address": f"{node.ip}:{READY_PORT}"}))
+            argv=["nsenter", f"--net={os.path.join(system.NETNS_RUN_DIR, node.netns)}",
+                  *argv(bin_path, node, cp)],
+            env={}, netns=None, cgroup=None, ready_ports=[READY_PORT], ip=node.ip,
+            admin_socket=admin_socket(node.name), metrics_address=f"{node.ip}:{METRICS_PORT}",
+            extra={"netns": node.netns, "readiness_address": f"{node.ip}:{READY_PORT}"}))
     for record in records:
         wait_ready(record)
     return records
