@@ -138,7 +138,7 @@ class BridgeCapture:
     def __init__(self, filter_expr: str, count: int = 400, seconds: int = 20):
         self.pcap = tempfile.NamedTemporaryFile(suffix=".pcap", delete=False).name
         self.argv = ["ip", "netns", "exec", "ambit-fabric", "timeout", str(seconds), "tcpdump", "-i", "br-ambit",
-                     "-nn", "-U", "-s", "0", "-c", str(count), "-w", self.pcap, filter_expr]
+                     "-nn", "-U", "--immediate-mode", "-s", "0", "-c", str(count), "-w", self.pcap, filter_expr]
 
     def __enter__(self):
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -147,7 +147,7 @@ class BridgeCapture:
         return self
 
     def __exit__(self, *exc):
-        time.sleep(0.5)
+        time.sleep(1.0)  # the last packets (FIN, ACK) still reach the file
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         try:
@@ -389,10 +389,12 @@ def hbone_connect(netns: str, target_ip: str, authority: str, chain: str, key: s
     with subprocess_netns(netns):
         raw = socket.create_connection((target_ip, 15008), timeout=5)
     with ctx.wrap_socket(raw) as s:
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        # h2 4.1 wants :path on every request it validates; a plain CONNECT has none.
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
+                                                                     validate_outbound_headers=False))
         conn.initiate_connection()
         sid = conn.get_next_available_stream_id()
-        conn.send_headers(sid, [(":method", "CONNECT"), (":authority", authority)])
+        conn.send_headers(sid, [(b":method", b"CONNECT"), (b":authority", authority.encode())])
         s.sendall(conn.data_to_send())
         status, body, sent = 0, b"", False
         deadline = time.monotonic() + 10
