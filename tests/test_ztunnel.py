@@ -451,12 +451,16 @@ def test_foreign_trust_domain_certificate_is_refused(mesh, tmp_path):
     open(paths["key.pem"], "wb").write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                          serialization.NoEncryption()))
     echo = pod_state(mesh, "server/echo-0")["ip"]
-    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
-        status, _ = hbone_connect("ambit-node-0", echo, f"{echo}:8080", paths["chain.pem"], paths["key.pem"],
-                                  os.path.join(RUN_DIR, "cp", "root-cert.pem"), b"")
-        # TLS 1.3 may complete on the client before the server judges the certificate; then
-        # the alert arrives on the first read, which hbone_connect does.
-        assert status != 200
+    # TLS 1.3 completes on the client before the server judges the certificate; the alert
+    # arrives on the first read, which hbone_connect does before any CONNECT answer.
+    with pytest.raises(ssl.SSLError, match="UNKNOWN_CA|unknown ca|CERTIFICATE"):
+        hbone_connect("ambit-node-0", echo, f"{echo}:8080", paths["chain.pem"], paths["key.pem"],
+                      os.path.join(RUN_DIR, "cp", "root-cert.pem"), b"")
+    eventually(lambda: [line for line in ztunnel_log("node-1").splitlines()
+                        if 'reason="tls_handshake"' in line and 'direction="inbound"' in line],
+               what="node-1 logs the refused handshake with its reason")
+    # ... and keeps serving the mesh.
+    assert curl_code(mesh, "client/sleep-0", "http://echo.server/get") == "200"
 
 
 # ---- restart -----------------------------------------------------------------------------------
@@ -487,3 +491,105 @@ def test_restarted_ztunnel_captures_again(mesh):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# ---- ztunnel's outbound to an independent HBONE server (--skip-ztunnel) ----------------------
+
+
+class StandInHboneServer:
+    """A python3-h2 + ssl HBONE server on a pod's 15008, standing in for a node's ztunnel:
+    answers each CONNECT with 200 and then a canned HTTP/1.1 response through the tunnel."""
+
+    def __init__(self, netns: str, chain: str, key: str, root: str):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_cert_chain(chain, key)
+        ctx.load_verify_locations(root)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.set_alpn_protocols(["h2"])
+        self.ctx = ctx
+        with subprocess_netns(netns):
+            self.sock = socket.create_server(("0.0.0.0", 15008))
+        self.sock.settimeout(0.5)
+        self.seen: list[dict] = []
+        self.stop = False
+        import threading
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stop:
+            try:
+                raw, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            import h2.exceptions
+            try:
+                self._connection(raw)
+            except (OSError, ssl.SSLError, h2.exceptions.H2Error):
+                pass  # the peer closed or reset: the next connection is served all the same
+
+    def _connection(self, raw):
+        import h2.config
+        import h2.connection
+        import h2.events
+        raw.settimeout(10)
+        with self.ctx.wrap_socket(raw, server_side=True) as s:
+            peer = dict(x for x in s.getpeercert().get("subjectAltName", ()))
+            conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False,
+                                                                         validate_inbound_headers=False))
+            conn.initiate_connection()
+            s.sendall(conn.data_to_send())
+            pending = {}
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    return
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.RequestReceived):
+                        headers = {k.decode(): v.decode() for k, v in ev.headers}
+                        self.seen.append({"headers": headers, "peer": peer.get("URI")})
+                        conn.send_headers(ev.stream_id, [(b":status", b"200")])
+                        pending[ev.stream_id] = b""
+                    elif isinstance(ev, h2.events.DataReceived):
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                        pending[ev.stream_id] = pending.get(ev.stream_id, b"") + ev.data
+                        if b"\r\n\r\n" in pending[ev.stream_id]:
+                            body = b"stand-in"
+                            conn.send_data(ev.stream_id, b"HTTP/1.1 200 OK\r\nx-stand-in: python-h2\r\n"
+                                           b"content-length: 8\r\nconnection: close\r\n\r\n" + body,
+                                           end_stream=True)
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        pass
+                s.sendall(conn.data_to_send())
+
+    def close(self):
+        self.stop = True
+        self.sock.close()
+        self.thread.join(timeout=5)
+
+
+def test_ztunnel_tunnels_out_to_an_independent_hbone_server(mesh, tmp_path):
+    """Runs last: replaces the module's lab with one whose node-1 has no ztunnel."""
+    assert run_lab("down", echo=mesh.echo, timeout=120).returncode == 0
+    up = run_lab("up", MESH, "--skip-ztunnel", "node-1", echo=mesh.echo, timeout=180)
+    assert up.returncode == 0, up.stderr
+    nodes = {n["name"]: n for n in mesh.status()["nodes"]}
+    assert nodes["node-1"]["ztunnel"] == "skipped" and nodes["node-0"]["ztunnel"] == "ready"
+    echo = pod_state(mesh, "server/echo-0")
+    chain, key, root = _issue(mesh, ECHO, "node-1", str(tmp_path))
+    server = StandInHboneServer(echo["netns"], chain, key, root)
+    try:
+        done = mesh.exec("client/sleep-0", "curl", "-s", "-i", "--max-time", "5", "http://echo.server/get")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("HTTP/1.1 200") and "x-stand-in: python-h2" in done.stdout, done.stdout
+        assert len(server.seen) == 1
+        tunnel = server.seen[0]
+        assert tunnel["headers"][":method"] == "CONNECT"
+        assert tunnel["headers"][":authority"] == f"{echo['ip']}:8080"
+        assert tunnel["peer"] == SLEEP, "ztunnel presented the source pod's identity"
+        assert ":path" not in tunnel["headers"] and ":scheme" not in tunnel["headers"]
+    finally:
+        server.close()
