@@ -125,6 +125,18 @@ def bpf_programs_on(cgroup: str) -> str:
     return sh("bpftool", "cgroup", "show", cgroup, check=True).stdout.strip()
 
 
+def capture_hooks(pod: dict, mode: str) -> str:
+    """What the kernel holds for a pod's capture, read without asking ztunnel: the programs on
+    its cgroup (ebpf) or the nftables ruleset of its netns (nftables). Empty: nothing."""
+    if mode == "ebpf":
+        return bpf_programs_on(pod["cgroup"])
+    return sh("ip", "netns", "exec", pod["netns"], "nft", "list", "ruleset", check=True).stdout.strip()
+
+
+def redirect_mode(node: str = "node-0") -> str:
+    return config_dump(node)["redirection"]["mode"]
+
+
 def policy_is_published(node: str, name: str, present: bool = True):
     return lambda: any(p["name"] == name for p in config_dump(node)["policies"]) == present
 
@@ -206,8 +218,9 @@ def test_ztunnels_are_ready_with_certificates_for_their_pods(mesh):
 def test_pods_outside_ambient_namespaces_are_untouched(mesh):
     assert sorted(captured_pods("node-0")) == ["client/other-0", "client/sleep-0"]
     assert sorted(captured_pods("node-1")) == ["server/echo-0"]
-    assert bpf_programs_on(pod_state(mesh, "legacy/plain-0")["cgroup"]) == ""
-    assert bpf_programs_on(pod_state(mesh, "client/sleep-0")["cgroup"]) != ""
+    mode = redirect_mode()
+    assert capture_hooks(pod_state(mesh, "legacy/plain-0"), mode) == ""
+    assert capture_hooks(pod_state(mesh, "client/sleep-0"), mode) != ""
     plainsrv = pod_state(mesh, "legacy/plainsrv-0")["ip"]
     with BridgeCapture(f"host {plainsrv} and tcp") as cap:
         assert curl_code(mesh, "legacy/plain-0", f"http://{plainsrv}:8080/get") == "200"
@@ -222,7 +235,8 @@ def test_labelling_a_namespace_captures_and_unlabelling_releases(mesh):
     apply_yaml(mesh, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: late\n  labels:\n"
                      "    istio.io/dataplane-mode: ambient\n")
     eventually(lambda: "late/late-0" in captured_pods("node-1"), what="late-0 captured")
-    assert bpf_programs_on(late["cgroup"]) != ""
+    mode = redirect_mode("node-1")
+    assert capture_hooks(late, mode) != ""
     eventually(lambda: "/ns/late/sa/default" in json.dumps(config_dump("node-1")["certificates"]),
                what="certificate for late's identity")
     assert curl_code(mesh, "client/sleep-0", f"http://{late['ip']}:8080/get") == "200"
@@ -232,9 +246,9 @@ def test_labelling_a_namespace_captures_and_unlabelling_releases(mesh):
     after = config_dump("node-1")["redirection"]
     assert after["releases"] == before["releases"] + 1
     assert after["capturedPods"] == before["capturedPods"]
-    if after["mode"] == "ebpf":
+    if mode == "ebpf":
         assert after["linksDetached"] > before["linksDetached"]
-        assert bpf_programs_on(late["cgroup"]) == "", "programs left attached after release"
+    assert capture_hooks(late, mode) == "", "capture hooks left behind after release"
     listening = sh("ip", "netns", "exec", late["netns"], "ss", "-Htln", check=True).stdout
     assert ":15008" not in listening and ":15006" not in listening and ":15001" not in listening
     eventually(lambda: "/ns/late/sa/default" not in json.dumps(config_dump("node-1")["certificates"]),
