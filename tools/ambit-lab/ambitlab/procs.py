@@ -30,7 +30,10 @@ def start_time(pid: int) -> int | None:
 
 
 def alive(record: dict) -> bool:
-    return record.get("pid") is not None and start_time(record["pid"]) == record.get("start_time")
+    # A process that was gone before its start time could be read has no start time: it is
+    # not alive (comparing None with None would keep it "alive" forever and block `down`).
+    recorded = record.get("start_time")
+    return record.get("pid") is not None and recorded is not None and start_time(record["pid"]) == recorded
 
 
 def start(argv: list[str], env: dict[str, str], netns: str | None, cgroup: str | None, log_path: str) -> dict:
