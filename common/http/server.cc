@@ -82,7 +82,12 @@ io::Task<void> serve_connection(ConnectionContext c) {
       break;
     }
     auto n = co_await c.loop.recv(c.fd, buf, {.deadline = c.loop.now() + c.opts.idle_timeout});
-    if (!n || *n == 0) break;
+    if (!n) {
+      logger().debug("{}: connection from {} ends: {}", c.opts.name, c.peer_ip,
+                     n.error().to_string());
+      break;
+    }
+    if (*n == 0) break;
     buffered.append(reinterpret_cast<const char*>(buf.data()), *n);
   }
   ::shutdown(c.fd, SHUT_WR);
