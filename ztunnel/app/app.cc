@@ -261,7 +261,14 @@ Status ZtunnelApp::Impl::init_admin() {
 void ZtunnelApp::Impl::control_loop() {
   while (!control_stopping.load()) {
     pollfd fds[2] = {{wake_fd, POLLIN, 0}, {registry_source->change_fd(), POLLIN, 0}};
-    int n = ::poll(fds, fds[1].fd >= 0 ? 2 : 1, kTickMs);
+    // Until the first reconcile, look often: readiness is only decided after the xDS change
+    // callback returned, so no wake-up announces it.
+    bool settled = false;
+    {
+      std::lock_guard lock(plan_mu);
+      settled = reconciled;
+    }
+    int n = ::poll(fds, fds[1].fd >= 0 ? 2 : 1, settled ? kTickMs : 50);
     if (control_stopping.load()) break;
     if (n > 0 && (fds[0].revents & POLLIN)) {
       uint64_t count = 0;
