@@ -1,0 +1,211 @@
+#include "waypoint/config.h"
+
+#include <charconv>
+#include <cstdlib>
+
+#include "common/io/socket.h"
+
+namespace ambit::waypoint {
+namespace {
+
+Error bad(std::string_view flag, std::string why) {
+  return make_error(Errc::config, "--" + std::string(flag) + ": " + why);
+}
+
+// ":15020" listens on every address, as Istio writes it; anything else must be IP:PORT.
+Result<std::string> listen_address(std::string_view flag, std::string_view text) {
+  std::string full(text);
+  if (!full.empty() && full.front() == ':') full = "0.0.0.0" + full;
+  auto parsed = io::SocketAddress::parse(full);
+  if (!parsed) return bad(flag, "'" + std::string(text) + "' is not IP:PORT or :PORT");
+  return parsed->to_string();
+}
+
+// "host:port" for a gRPC target: a port is required, the host may be a name.
+Status check_target(std::string_view flag, std::string_view text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) {
+    return bad(flag, "'" + std::string(text) + "' is not HOST:PORT");
+  }
+  unsigned port = 0;
+  auto digits = text.substr(colon + 1);
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+  if (ec != std::errc{} || end != digits.data() + digits.size() || port == 0 || port > 65535) {
+    return bad(flag, "port '" + std::string(digits) + "' is not in 1..65535");
+  }
+  return {};
+}
+
+struct Parser {
+  Config cfg;
+
+  Status apply(std::string_view flag, std::string_view value) {
+    std::string v(value);
+    std::string* field = nullptr;
+    if (flag == "xds-address") field = &cfg.xds_address;
+    else if (flag == "tls-server-name") field = &cfg.tls_server_name;
+    else if (flag == "token-file") field = &cfg.token_file;
+    else if (flag == "root-cert") field = &cfg.root_cert;
+    else if (flag == "cluster-id") field = &cfg.cluster_id;
+    else if (flag == "trust-domain") field = &cfg.trust_domain;
+    else if (flag == "domain-suffix") field = &cfg.domain_suffix;
+    else if (flag == "namespace") field = &cfg.ns;
+    else if (flag == "service-account") field = &cfg.service_account;
+    else if (flag == "gateway-name") field = &cfg.gateway_name;
+    else if (flag == "pod-name") field = &cfg.pod_name;
+    else if (flag == "instance-ip") field = &cfg.instance_ip;
+    else if (flag == "listen") field = &cfg.listen;
+    else if (flag == "admin-socket") field = &cfg.admin_socket;
+    else if (flag == "admin-address") field = &cfg.admin_address;
+    else if (flag == "metrics-address") field = &cfg.metrics_address;
+    else if (flag == "readiness-address") field = &cfg.readiness_address;
+    if (field != nullptr) {
+      *field = v;
+      return {};
+    }
+    if (flag == "workers") {
+      unsigned n = 0;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (ec != std::errc{} || end != v.data() + v.size() || n > 256) {
+        return bad(flag, "'" + v + "' is not a worker count in 0..256 (0 = one per CPU)");
+      }
+      cfg.workers = n;
+    } else if (flag == "log-format") {
+      auto f = log::parse_format(v);
+      if (!f) return bad(flag, "'" + v + "' is not text or json");
+      cfg.log_format = *f;
+    } else if (flag == "log-level") {
+      auto l = log::parse_level(v);
+      if (!l) return bad(flag, "'" + v + "' is not trace, debug, info, warn, error, critical or off");
+      cfg.log_level = *l;
+    } else {
+      return make_error(Errc::config, "unknown flag --" + std::string(flag) + " (see --help)");
+    }
+    return {};
+  }
+
+  void apply_env(const EnvLookup& env) {
+    auto set = [&](std::string_view name, std::string& field) {
+      if (auto v = env(name); v && !v->empty()) field = *v;
+    };
+    set("XDS_ADDRESS", cfg.xds_address);
+    set("CLUSTER_ID", cfg.cluster_id);
+    set("TRUST_DOMAIN", cfg.trust_domain);
+    set("POD_NAMESPACE", cfg.ns);
+    set("SERVICE_ACCOUNT", cfg.service_account);
+    set("GATEWAY_NAME", cfg.gateway_name);
+    set("POD_NAME", cfg.pod_name);
+    set("INSTANCE_IP", cfg.instance_ip);
+  }
+
+  Status finish() {
+    if (cfg.gateway_name.empty()) {
+      return bad("gateway-name", "required: the istio-waypoint Gateway this waypoint realizes");
+    }
+    if (cfg.ns.empty()) return bad("namespace", "required: the Gateway's namespace");
+    if (cfg.service_account.empty()) cfg.service_account = cfg.gateway_name;
+    if (cfg.pod_name.empty()) cfg.pod_name = cfg.gateway_name + "-0";
+    if (Status s = check_target("xds-address", cfg.xds_address); !s) return s;
+    if (cfg.root_cert.empty()) return bad("root-cert", "needs the mesh root certificate's path");
+    if (cfg.trust_domain.empty()) return bad("trust-domain", "must not be empty");
+    if (!io::SocketAddress::from_ip_port(cfg.instance_ip, 0)) {
+      return bad("instance-ip", "'" + cfg.instance_ip + "' is not an IP address");
+    }
+    struct Listen {
+      const char* flag;
+      std::string* field;
+      bool may_be_off;
+    };
+    for (auto [flag, field, may_be_off] : {Listen{"listen", &cfg.listen, false},
+                                           Listen{"admin-address", &cfg.admin_address, true},
+                                           Listen{"metrics-address", &cfg.metrics_address, false},
+                                           Listen{"readiness-address", &cfg.readiness_address, false}}) {
+      if (field->empty() && may_be_off) continue;
+      auto norm = listen_address(flag, *field);
+      if (!norm) return norm.take_error();
+      *field = *norm;
+    }
+    return {};
+  }
+};
+
+}  // namespace
+
+EnvLookup process_env() {
+  return [](std::string_view name) -> std::optional<std::string> {
+    const char* v = std::getenv(std::string(name).c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+Result<Config> parse_config(std::span<const std::string_view> args, const EnvLookup& env) {
+  Parser p;
+  p.apply_env(env);
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string_view a = args[i];
+    if (a == "-h" || a == "--help") {
+      p.cfg.show_help = true;
+      return p.cfg;
+    }
+    if (!a.starts_with("--")) {
+      return make_error(Errc::config, "unexpected argument '" + std::string(a) + "' (see --help)");
+    }
+    a.remove_prefix(2);
+    std::string_view flag = a, value;
+    if (auto eq = a.find('='); eq != std::string_view::npos) {
+      flag = a.substr(0, eq);
+      value = a.substr(eq + 1);
+    } else {
+      if (i + 1 >= args.size()) return bad(flag, "needs a value");
+      value = args[++i];
+    }
+    if (Status s = p.apply(flag, value); !s) return s.take_error();
+  }
+  if (Status s = p.finish(); !s) return s.take_error();
+  return p.cfg;
+}
+
+std::string usage() {
+  return R"(usage: waypoint [flags]
+
+The L7 proxy of an Ambit namespace: terminates HBONE from ztunnels, applies VirtualService,
+DestinationRule and AuthorizationPolicy to each HTTP request, and re-wraps it in HBONE to
+the chosen endpoint with its own identity.
+
+Control plane and identity:
+  --xds-address HOST:PORT   Delta ADS and CA server, istiod or ambit-cp (env XDS_ADDRESS;
+                            default istiod.istio-system.svc:15012)
+  --tls-server-name NAME    name to verify in its serving certificate (default: the host)
+  --token-file PATH         bearer token, re-read on every call
+  --root-cert PATH          trust anchor for the control plane's certificate
+  --cluster-id ID           sent as `clusterid` (env CLUSTER_ID; default Kubernetes)
+  --trust-domain TD         trust domain of this mesh (env TRUST_DOMAIN; default cluster.local)
+  --domain-suffix SUFFIX    DNS suffix of services (default cluster.local)
+
+This waypoint:
+  --gateway-name NAME       its istio-waypoint Gateway (env GATEWAY_NAME; required)
+  --namespace NS            the Gateway's namespace (env POD_NAMESPACE; required)
+  --service-account SA      its identity's service account (default: the Gateway's name)
+  --pod-name NAME           for the xDS node id (default <gateway>-0)
+  --instance-ip IP          its own IP, for the xDS node id (env INSTANCE_IP)
+  --listen ADDR             HBONE listener (default 0.0.0.0:15008)
+  --workers N               data-path threads (default 0: one per CPU)
+
+Operating surface:
+  --admin-socket PATH       admin socket, mode 0600 ("" = none, the default)
+  --admin-address ADDR      admin over HTTP (default 127.0.0.1:15000; "" turns it off)
+  --metrics-address ADDR    Prometheus /metrics (default :15020)
+  --readiness-address ADDR  /healthz/ready (default :15021)
+  --log-format text|json    (default text)
+  --log-level LEVEL         trace, debug, info, warn, error (default info)
+  -h, --help                this text
+)";
+}
+
+std::string node_id(const Config& config) {
+  return "waypoint~" + config.instance_ip + "~" + config.pod_name + "." + config.ns + "~" +
+         config.ns + ".svc." + config.domain_suffix;
+}
+
+}  // namespace ambit::waypoint

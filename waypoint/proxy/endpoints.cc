@@ -1,0 +1,57 @@
+#include "waypoint/proxy/endpoints.h"
+
+namespace ambit::waypoint {
+
+std::string namespace_of_host(std::string_view fqdn) {
+  auto dot = fqdn.find('.');
+  if (dot == std::string_view::npos) return {};
+  auto rest = fqdn.substr(dot + 1);
+  auto next = rest.find('.');
+  return std::string(next == std::string_view::npos ? rest : rest.substr(0, next));
+}
+
+std::map<std::string, std::string> endpoint_labels(const ztunnel::Workload& w) {
+  std::map<std::string, std::string> labels;
+  if (!w.canonical_name.empty()) labels["app"] = w.canonical_name;
+  if (!w.canonical_revision.empty()) labels["version"] = w.canonical_revision;
+  return labels;
+}
+
+std::vector<EndpointCandidate> eligible_endpoints(const ztunnel::WorkloadStore& store,
+                                                  const ztunnel::Service& svc,
+                                                  uint32_t service_port,
+                                                  const DestinationPolicy* policy) {
+  std::vector<EndpointCandidate> out;
+  auto svc_port = svc.ports.find(static_cast<uint16_t>(service_port));
+  for (const auto& ep : store.endpoints(svc)) {
+    const auto& w = *ep.workload;
+    if ((!w.healthy && !svc.allow_unhealthy) || w.ips.empty()) continue;
+    if (policy != nullptr && !policy->subset.empty() && !policy->selects(endpoint_labels(w))) {
+      continue;
+    }
+    // The workload's own port map wins (named target ports), then the service's.
+    uint16_t target = 0;
+    if (auto it = ep.ports.find(static_cast<uint16_t>(service_port)); it != ep.ports.end()) {
+      target = it->second;
+    }
+    if (target == 0 && svc_port != svc.ports.end()) target = svc_port->second;
+    if (target == 0 && !svc.ports.empty() && svc_port == svc.ports.end()) continue;  // not served
+    if (target == 0) target = static_cast<uint16_t>(service_port);
+    out.push_back({ep.workload, w.ips.front().to_string(), target});
+  }
+  return out;
+}
+
+size_t pick_least_request(const std::vector<EndpointCandidate>& candidates,
+                          const std::map<std::string, uint32_t>& in_flight, RandomSource& random) {
+  if (candidates.size() <= 1) return 0;
+  size_t a = random.below(candidates.size());
+  size_t b = random.below(candidates.size());
+  auto load = [&](size_t i) {
+    auto it = in_flight.find(candidates[i].ip);
+    return it == in_flight.end() ? 0u : it->second;
+  };
+  return load(b) < load(a) ? b : a;
+}
+
+}  // namespace ambit::waypoint

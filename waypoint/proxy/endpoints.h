@@ -1,0 +1,45 @@
+// Which pod a routed request goes to: the endpoints of the destination service (or of its
+// subset) from the workload store, and the default load balancing, least request (two random
+// choices, the one with fewer requests in flight on this worker wins, as Envoy does).
+//
+// Subset labels are matched against what the workload store knows of a pod: `app` and
+// `version` (its canonical service and revision, which the control plane takes from those
+// labels), since Istio's workload resource carries no other labels.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/base/error.h"
+#include "waypoint/route/destination_policy.h"
+#include "waypoint/route/route.h"
+#include "ztunnel/state/workload_store.h"
+
+namespace ambit::waypoint {
+
+struct EndpointCandidate {
+  ztunnel::WorkloadPtr workload;
+  std::string ip;            // text form
+  uint16_t target_port = 0;  // where the pod listens for the service port
+};
+
+// "<name>.<ns>.svc.<suffix>" -> "<ns>"; "" when the hostname has no namespace label.
+std::string namespace_of_host(std::string_view fqdn);
+
+// The labels a subset selector is matched against.
+std::map<std::string, std::string> endpoint_labels(const ztunnel::Workload& w);
+
+// Healthy endpoints of `svc` serving `service_port` that `policy` selects (null: all).
+std::vector<EndpointCandidate> eligible_endpoints(const ztunnel::WorkloadStore& store,
+                                                  const ztunnel::Service& svc,
+                                                  uint32_t service_port,
+                                                  const DestinationPolicy* policy);
+
+// Least request over `candidates` (non-empty): two random picks, fewer in flight wins (the
+// first pick on a tie). `in_flight(ip)` reports the worker's requests in flight per endpoint.
+size_t pick_least_request(const std::vector<EndpointCandidate>& candidates,
+                          const std::map<std::string, uint32_t>& in_flight, RandomSource& random);
+
+}  // namespace ambit::waypoint

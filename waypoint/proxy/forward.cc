@@ -1,0 +1,276 @@
+#include "waypoint/proxy/forward.h"
+
+#include <cstddef>
+#include <span>
+
+#include "common/base/log.h"
+#include "common/hbone/headers.h"
+#include "waypoint/proxy/endpoints.h"
+
+namespace ambit::waypoint {
+namespace {
+
+constexpr uint16_t kHbonePort = 15008;
+// Envoy's default retry back-off base; retries here wait a fixed base (no jitter needed for
+// the handful of retries a route allows).
+constexpr auto kRetryBackoff = std::chrono::milliseconds(25);
+
+enum class AttemptEnd { response, no_certificate, connect_failure, reset, timeout, bad_response };
+
+struct AttemptOutcome {
+  AttemptEnd end = AttemptEnd::reset;
+  Http1Message response;
+  std::string detail;
+};
+
+// Shared by an attempt and its watchdog, which resets the stream when the deadline passes.
+struct AttemptState {
+  hbone::HboneStream stream;
+  io::CancelToken cancel;
+  bool done = false;
+  bool timed_out = false;
+};
+
+io::Task<void> watchdog(io::EventLoop& loop, std::shared_ptr<AttemptState> att,
+                        io::TimePoint deadline) {
+  Status slept = co_await loop.sleep_until(deadline, &att->cancel);
+  if (!slept.ok() || att->done) co_return;
+  att->timed_out = true;
+  att->stream.reset();
+}
+
+std::span<const std::byte> bytes_of(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+// Reads one response off the stream; the watchdog's reset shows up as a read error.
+io::Task<AttemptOutcome> read_response(std::shared_ptr<AttemptState> att, bool head) {
+  AttemptOutcome out;
+  Http1Parser parser(Http1Parser::Kind::response);
+  parser.expect_no_body(head);
+  std::vector<std::byte> buf(16384);
+  while (true) {
+    Result<size_t> n = co_await att->stream.read(std::span<std::byte>(buf));
+    if (!n.ok()) {
+      out.end = att->timed_out ? AttemptEnd::timeout : AttemptEnd::reset;
+      out.detail = n.error().to_string();
+      co_return out;
+    }
+    if (*n == 0) {
+      Status fin = parser.finish();
+      if (fin.ok() && parser.complete()) break;
+      out.end = AttemptEnd::reset;
+      out.detail = "upstream closed before a complete response";
+      co_return out;
+    }
+    att->stream.consume(*n);
+    std::string_view data(reinterpret_cast<const char*>(buf.data()), *n);
+    bool complete = false;
+    while (!data.empty()) {
+      Result<size_t> used = parser.feed(data);
+      if (!used.ok()) {
+        out.end = AttemptEnd::bad_response;
+        out.detail = used.error().to_string();
+        co_return out;
+      }
+      data.remove_prefix(*used);
+      if (parser.complete()) {
+        // An interim 1xx answer is not the response: keep reading.
+        Http1Message m = parser.take();
+        if (m.status >= 100 && m.status < 200) continue;
+        out.response = std::move(m);
+        complete = true;
+        break;
+      }
+      if (*used == 0) break;
+    }
+    if (complete) {
+      out.end = AttemptEnd::response;
+      co_return out;
+    }
+  }
+  out.response = parser.take();
+  out.end = AttemptEnd::response;
+  co_return out;
+}
+
+io::Task<AttemptOutcome> attempt_once(ForwardContext& fc, const EndpointCandidate& ep,
+                                      std::string wire, bool head, std::string client_ip,
+                                      io::TimePoint deadline) {
+  AttemptOutcome out;
+  auto tls = fc.proxy.tls();
+  if (!tls) {
+    out.end = AttemptEnd::no_certificate;
+    out.detail = "the waypoint has no certificate yet";
+    co_return out;
+  }
+  auto dst = io::SocketAddress::from_ip_port(ep.ip, kHbonePort);
+  if (!dst.ok()) {
+    out.end = AttemptEnd::connect_failure;
+    out.detail = dst.error().to_string();
+    co_return out;
+  }
+  hbone::PoolTarget target;
+  target.key = hbone::PoolKey::make(fc.proxy.identity, {ep.workload->identity().to_string()}, *dst);
+  target.tls = std::move(tls);
+  hbone::ConnectRequest creq;
+  creq.authority = ztunnel::SocketAddr{ep.workload->ips.front(), ep.target_port}.to_string();
+  if (!client_ip.empty()) {
+    creq.headers.push_back({std::string(hbone::kForwardedHeader), hbone::build_forwarded(client_ip, 0)});
+  }
+  Result<hbone::HboneStream> opened = co_await fc.pool.open_stream(std::move(target), std::move(creq));
+  if (!opened.ok()) {
+    out.end = opened.error().code == Errc::timeout ? AttemptEnd::timeout : AttemptEnd::connect_failure;
+    out.detail = opened.error().to_string();
+    co_return out;
+  }
+  auto att = std::make_shared<AttemptState>();
+  att->stream = std::move(*opened);
+  if (deadline != io::TimePoint::max()) io::spawn(fc.loop, watchdog(fc.loop, att, deadline));
+  Status wrote = co_await att->stream.write(bytes_of(wire));
+  if (!wrote.ok()) {
+    out.end = att->timed_out ? AttemptEnd::timeout : AttemptEnd::reset;
+    out.detail = wrote.error().to_string();
+  } else {
+    out = co_await read_response(att, head);
+  }
+  att->done = true;
+  att->cancel.cancel();
+  // Half-close our side; dropping the handle then resets whatever the pod still sends.
+  (void)att->stream.close_write();
+  co_return out;
+}
+
+bool retriable(const RetryPolicy& p, const AttemptOutcome& o) {
+  switch (o.end) {
+    case AttemptEnd::response:
+      return p.retriable_status(o.response.status);
+    case AttemptEnd::connect_failure:
+      return p.on(RetryOn::connect_failure) || p.on(RetryOn::http_5xx) ||
+             p.on(RetryOn::gateway_error) || p.on(RetryOn::reset_before_request);
+    case AttemptEnd::reset:
+    case AttemptEnd::bad_response:
+      return p.on(RetryOn::reset) || p.on(RetryOn::http_5xx) || p.on(RetryOn::gateway_error);
+    case AttemptEnd::timeout:
+      return p.on(RetryOn::reset) || p.on(RetryOn::http_5xx) || p.on(RetryOn::gateway_error);
+    case AttemptEnd::no_certificate:
+      return false;
+  }
+  return false;
+}
+
+UpstreamReply failure_reply(const AttemptOutcome& o, RequestRecord& rec) {
+  switch (o.end) {
+    case AttemptEnd::timeout:
+      rec.add_flag("UT");
+      return local_reply(504, "upstream request timeout");
+    case AttemptEnd::connect_failure:
+    case AttemptEnd::no_certificate:
+      rec.add_flag("UF");
+      return local_reply(503, "upstream connect error or disconnect/reset before headers. "
+                              "reset reason: connection failure, " + o.detail);
+    case AttemptEnd::bad_response:
+      rec.add_flag("UPE");
+      return local_reply(502, "upstream sent a malformed response: " + o.detail);
+    case AttemptEnd::reset:
+    case AttemptEnd::response:
+      break;
+  }
+  rec.add_flag("UC");
+  return local_reply(503, "upstream connect error or disconnect/reset before headers. "
+                          "reset reason: connection termination");
+}
+
+}  // namespace
+
+UpstreamReply local_reply(uint32_t status, std::string body) {
+  UpstreamReply r;
+  r.status = status;
+  r.local = true;
+  r.headers.add("content-type", "text/plain");
+  r.body = std::move(body);
+  return r;
+}
+
+io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore& store,
+                                const L7Snapshot& snap, const RouteResult& route,
+                                const Http1Message& request, const HeaderMap& headers,
+                                std::string client_ip, RequestRecord& rec) {
+  const RouteDestinationSpec& dest = *route.destination;
+  const std::string dest_ns = namespace_of_host(dest.host);
+  auto svc = store.service_by_key(dest_ns + "/" + dest.host);
+  rec.destination_service = dest.host;
+  if (!svc) {
+    rec.add_flag("UH");
+    co_return local_reply(503, "no healthy upstream");
+  }
+  rec.destination_service_name = svc->name;
+  rec.destination_service_namespace = svc->ns;
+  Result<DestinationPolicy> policy =
+      snap.destinations().resolve(dest.host, dest_ns, dest.subset, route.destination_port);
+  if (!policy.ok()) {
+    rec.add_flag("NC");
+    co_return local_reply(503, "no healthy upstream (" + policy.error().message + ")");
+  }
+  std::vector<EndpointCandidate> candidates =
+      eligible_endpoints(store, *svc, route.destination_port, &*policy);
+  if (candidates.empty()) {
+    rec.add_flag("UH");
+    co_return local_reply(503, "no healthy upstream");
+  }
+
+  const io::TimePoint start = fc.loop.now();
+  const io::TimePoint overall =
+      route.timeout && route.timeout->count() > 0 ? start + *route.timeout : io::TimePoint::max();
+  const RetryPolicy& retry = route.retry;
+  const uint32_t max_tries = 1 + (retry.enabled() ? retry.attempts : 0);
+  const bool head = request.method == "HEAD";
+  AttemptOutcome last;
+  for (uint32_t n = 1; n <= max_tries; ++n) {
+    rec.attempts = n;
+    size_t idx = pick_least_request(candidates, fc.in_flight, fc.random);
+    const EndpointCandidate& ep = candidates[idx];
+    rec.upstream_host = ep.ip + ":" + std::to_string(ep.target_port);
+    rec.destination_workload = ep.workload->workload_name.empty() ? ep.workload->name
+                                                                   : ep.workload->workload_name;
+    rec.destination_namespace = ep.workload->ns;
+    rec.destination_app = ep.workload->canonical_name.empty() ? "unknown" : ep.workload->canonical_name;
+    rec.destination_version =
+        ep.workload->canonical_revision.empty() ? "unknown" : ep.workload->canonical_revision;
+    rec.destination_principal = ep.workload->identity().to_string();
+
+    HeaderMap up = headers;
+    up.set("x-envoy-attempt-count", std::to_string(n));
+    std::string wire = serialize_request(request.method, route.path, route.authority, up, request.body);
+    io::TimePoint deadline = overall;
+    if (retry.per_try_timeout && retry.per_try_timeout->count() > 0) {
+      deadline = std::min(deadline, fc.loop.now() + *retry.per_try_timeout);
+    }
+    ++fc.in_flight[ep.ip];
+    last = co_await attempt_once(fc, ep, std::move(wire), head, client_ip, deadline);
+    if (--fc.in_flight[ep.ip] == 0) fc.in_flight.erase(ep.ip);
+
+    const bool overall_expired = fc.loop.now() >= overall;
+    if (last.end == AttemptEnd::timeout && overall_expired) break;
+    const bool can_retry = n < max_tries && !overall_expired && retriable(retry, last);
+    if (!can_retry) {
+      if (n == max_tries && n > 1 && retriable(retry, last)) rec.add_flag("URX");
+      break;
+    }
+    log::get("waypoint")->debug("retrying {} {} after attempt {} to {}: {}", request.method,
+                                route.path, n, rec.upstream_host,
+                                last.end == AttemptEnd::response
+                                    ? "status " + std::to_string(last.response.status)
+                                    : last.detail);
+    Status slept = co_await fc.loop.sleep(kRetryBackoff);
+    (void)slept;
+  }
+  if (last.end != AttemptEnd::response) co_return failure_reply(last, rec);
+  UpstreamReply reply;
+  reply.status = last.response.status;
+  reply.headers = std::move(last.response.headers);
+  reply.body = std::move(last.response.body);
+  co_return reply;
+}
+
+}  // namespace ambit::waypoint

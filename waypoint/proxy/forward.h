@@ -1,0 +1,51 @@
+// Forwarding one routed request upstream, with the route's retries and timeouts:
+//
+//   attempts = 1 + retries (when the policy is enabled); the route timeout bounds them all,
+//   perTryTimeout each one. An attempt ends with a response, a connect failure, a reset or a
+//   timeout; retryOn decides which of those (and which statuses) try again. The request is
+//   buffered whole (http1_codec.h), so a retry always re-sends exactly what the client sent.
+//
+// Response flags (Envoy's): UH no healthy endpoint, NC no such subset, UF connect failure,
+// UC upstream reset, UT timeout, URX when the retry budget ran out on a retriable outcome.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/hbone/pool.h"
+#include "common/io/event_loop.h"
+#include "waypoint/proxy/http1_codec.h"
+#include "waypoint/proxy/proxy.h"
+#include "waypoint/proxy/request_metrics.h"
+#include "waypoint/route/route.h"
+
+namespace ambit::waypoint {
+
+// Per worker: what forwarding needs besides the request.
+struct ForwardContext {
+  io::EventLoop& loop;
+  const ProxyContext& proxy;
+  hbone::HboneClientPool& pool;
+  RandomSource& random;
+  std::map<std::string, uint32_t>& in_flight;  // requests in flight per endpoint IP
+};
+
+struct UpstreamReply {
+  uint32_t status = 0;
+  HeaderMap headers;
+  std::string body;
+  bool local = false;  // made by the waypoint, not by a pod
+};
+
+// `request` is the downstream request as routed (headers already edited by the route);
+// `client_ip` goes upstream in the HBONE `forwarded` header.
+io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore& store,
+                                const L7Snapshot& snap, const RouteResult& route,
+                                const Http1Message& request, const HeaderMap& headers,
+                                std::string client_ip, RequestRecord& record);
+
+// A reply made by the waypoint itself (text body), e.g. 503 "no healthy upstream".
+UpstreamReply local_reply(uint32_t status, std::string body);
+
+}  // namespace ambit::waypoint

@@ -1,0 +1,193 @@
+#include "waypoint/proxy/http1_codec.h"
+
+#include "common/http/message.h"
+
+namespace ambit::waypoint {
+namespace {
+
+Http1Parser* self(http_parser* p) { return static_cast<Http1Parser*>(p->data); }
+
+bool hop_by_hop(std::string_view name) {
+  for (std::string_view h : {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                             "upgrade", "te", "trailer", "content-length", "host"}) {
+    if (iequals(name, h)) return true;
+  }
+  return false;
+}
+
+void append_headers(std::string& out, const HeaderMap& headers) {
+  for (const auto& f : headers.fields()) {
+    if (hop_by_hop(f.name)) continue;
+    out += f.name;
+    out += ": ";
+    out += f.value;
+    out += "\r\n";
+  }
+}
+
+}  // namespace
+
+const http_parser_settings Http1Parser::kSettings = [] {
+  http_parser_settings s{};
+  s.on_message_begin = &Http1Parser::on_message_begin;
+  s.on_url = &Http1Parser::on_url;
+  s.on_status = &Http1Parser::on_status;
+  s.on_header_field = &Http1Parser::on_header_field;
+  s.on_header_value = &Http1Parser::on_header_value;
+  s.on_headers_complete = &Http1Parser::on_headers_complete;
+  s.on_body = &Http1Parser::on_body;
+  s.on_message_complete = &Http1Parser::on_message_complete;
+  return s;
+}();
+
+Http1Parser::Http1Parser(Kind kind) : kind_(kind) {
+  http_parser_init(&parser_, kind == Kind::request ? HTTP_REQUEST : HTTP_RESPONSE);
+  parser_.data = this;
+}
+
+int Http1Parser::on_message_begin(http_parser* p) {
+  auto* s = self(p);
+  s->current_ = {};
+  s->field_.clear();
+  s->value_.clear();
+  s->in_value_ = false;
+  s->started_ = true;
+  s->head_bytes_ = 0;
+  return 0;
+}
+
+int Http1Parser::on_url(http_parser* p, const char* at, size_t len) {
+  auto* s = self(p);
+  s->current_.target.append(at, len);
+  s->head_bytes_ += len;
+  return s->head_bytes_ > kMaxHeadBytes ? (s->reject_ = "request line too long", 1) : 0;
+}
+
+int Http1Parser::on_status(http_parser*, const char*, size_t) { return 0; }
+
+void Http1Parser::flush_header() {
+  if (!field_.empty()) current_.headers.add(field_, value_);
+  field_.clear();
+  value_.clear();
+  in_value_ = false;
+}
+
+int Http1Parser::on_header_field(http_parser* p, const char* at, size_t len) {
+  auto* s = self(p);
+  if (s->in_value_) s->flush_header();
+  s->field_.append(at, len);
+  s->head_bytes_ += len;
+  return s->head_bytes_ > kMaxHeadBytes ? (s->reject_ = "headers too large", 1) : 0;
+}
+
+int Http1Parser::on_header_value(http_parser* p, const char* at, size_t len) {
+  auto* s = self(p);
+  s->in_value_ = true;
+  s->value_.append(at, len);
+  s->head_bytes_ += len;
+  return s->head_bytes_ > kMaxHeadBytes ? (s->reject_ = "headers too large", 1) : 0;
+}
+
+int Http1Parser::on_headers_complete(http_parser* p) {
+  auto* s = self(p);
+  s->flush_header();
+  if (s->kind_ == Kind::request) {
+    s->current_.method = http_method_str(static_cast<http_method>(p->method));
+  } else {
+    s->current_.status = p->status_code;
+  }
+  s->current_.keep_alive = http_should_keep_alive(p) != 0;
+  // 1: the response to a HEAD has no body.
+  return (s->kind_ == Kind::response && s->head_request_) ? 1 : 0;
+}
+
+int Http1Parser::on_body(http_parser* p, const char* at, size_t len) {
+  auto* s = self(p);
+  if (s->current_.body.size() + len > kMaxBufferedBody) {
+    s->reject_ = "body larger than the waypoint buffers";
+    return 1;
+  }
+  s->current_.body.append(at, len);
+  return 0;
+}
+
+int Http1Parser::on_message_complete(http_parser* p) {
+  auto* s = self(p);
+  s->complete_ = true;
+  s->current_.keep_alive = http_should_keep_alive(p) != 0;
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+Result<size_t> Http1Parser::feed(std::string_view data) {
+  if (complete_) return size_t{0};
+  size_t used = http_parser_execute(&parser_, &kSettings, data.data(), data.size());
+  auto err = HTTP_PARSER_ERRNO(&parser_);
+  if (err == HPE_PAUSED) {
+    http_parser_pause(&parser_, 0);
+    return used;
+  }
+  if (err != HPE_OK) {
+    if (!reject_.empty()) {
+      return make_error(reject_.starts_with("body") || reject_.starts_with("headers")
+                            ? Errc::resource_exhausted
+                            : Errc::protocol,
+                        reject_);
+    }
+    return make_error(Errc::protocol, std::string("malformed HTTP/1.1: ") +
+                                          http_errno_description(err));
+  }
+  return used;
+}
+
+Status Http1Parser::finish() {
+  if (complete_ || !started_) return {};
+  http_parser_execute(&parser_, &kSettings, nullptr, 0);
+  if (complete_) return {};
+  return make_error(Errc::connection_reset, "the peer closed mid-message");
+}
+
+Http1Message Http1Parser::take() {
+  complete_ = false;
+  started_ = false;
+  return std::move(current_);
+}
+
+std::string serialize_request(std::string_view method, std::string_view target,
+                              std::string_view authority, const HeaderMap& headers,
+                              std::string_view body) {
+  std::string out;
+  out.reserve(256 + body.size());
+  out += method;
+  out += ' ';
+  out += target.empty() ? "/" : target;
+  out += " HTTP/1.1\r\nhost: ";
+  out += authority;
+  out += "\r\n";
+  append_headers(out, headers);
+  if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
+    out += "content-length: " + std::to_string(body.size()) + "\r\n";
+  }
+  out += "\r\n";
+  out += body;
+  return out;
+}
+
+std::string serialize_response(uint32_t status, const HeaderMap& headers, std::string_view body,
+                               bool head, bool keep_alive) {
+  std::string out;
+  out.reserve(256 + body.size());
+  out += "HTTP/1.1 " + std::to_string(status) + " ";
+  out += http::reason_phrase(static_cast<int>(status));
+  out += "\r\n";
+  append_headers(out, headers);
+  if (http::status_allows_body(static_cast<int>(status))) {
+    out += "content-length: " + std::to_string(body.size()) + "\r\n";
+  }
+  if (!keep_alive) out += "connection: close\r\n";
+  out += "\r\n";
+  if (!head && http::status_allows_body(static_cast<int>(status))) out += body;
+  return out;
+}
+
+}  // namespace ambit::waypoint

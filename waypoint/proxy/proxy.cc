@@ -1,0 +1,280 @@
+#include "waypoint/proxy/proxy.h"
+
+#include <unistd.h>
+
+#include <cstddef>
+#include <span>
+
+#include "common/base/log.h"
+#include "common/hbone/headers.h"
+#include "waypoint/authz/l7_authz.h"
+#include "waypoint/proxy/endpoints.h"
+#include "waypoint/proxy/forward.h"
+#include "waypoint/proxy/http1_codec.h"
+
+namespace ambit::waypoint {
+
+struct WaypointWorker::State {
+  State(io::EventLoop& l, std::shared_ptr<const ProxyContext> c, uint64_t seed)
+      : loop(l), ctx(std::move(c)), pool(l), random(seed) {}
+
+  io::EventLoop& loop;
+  std::shared_ptr<const ProxyContext> ctx;
+  hbone::HboneClientPool pool;
+  SeededRandom random;
+  std::map<std::string, uint32_t> in_flight;
+  int listen_fd = -1;
+  io::CancelToken accept_cancel;
+  std::shared_ptr<spdlog::logger> logger = log::get("waypoint");
+};
+
+namespace {
+
+using StatePtr = std::shared_ptr<WaypointWorker::State>;
+
+std::span<const std::byte> bytes_of(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+std::string hex_id(RandomSource& random) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 32; ++i) out += kHex[random.below(16)];
+  return out;
+}
+
+struct Reply {
+  std::string bytes;
+  bool close = false;
+};
+
+// The request view the decisions read, from the HTTP head and the CONNECT that carried it.
+Request request_view(const Http1Message& msg, const hbone::InboundConnect& c,
+                     const ztunnel::Service& svc, const ztunnel::WorkloadStore& store) {
+  Request req;
+  req.method = msg.method;
+  req.path = msg.target;
+  req.authority = std::string(msg.headers.get("host").value_or(c.request.authority));
+  for (const auto& f : msg.headers.fields()) {
+    if (f.name != "host") req.headers.add(f.name, f.value);
+  }
+  req.service = {svc.hostname, svc.name, svc.ns, c.target.host, c.target.port};
+  const auto& id = c.peer.id;
+  req.source.principal = id.trust_domain + "/ns/" + id.ns + "/sa/" + id.service_account;
+  if (const std::string* fwd = c.request.find(hbone::kForwardedHeader)) {
+    if (auto ff = hbone::parse_forwarded_for(*fwd); ff.ok()) req.source.ip = ff->ip;
+  }
+  if (req.source.ip.empty()) req.source.ip = c.peer_addr.ip_string();
+  if (auto ip = ztunnel::IpAddr::parse(req.source.ip); ip.ok()) {
+    if (auto w = store.workload_by_address({"", *ip})) {
+      req.source.ns = w->ns;
+      req.source.labels = endpoint_labels(*w);
+      req.source.workload_known = true;
+    }
+  }
+  return req;
+}
+
+void describe_source(const hbone::InboundConnect& c, const Request& req,
+                     const ztunnel::WorkloadStore& store, RequestRecord& rec) {
+  rec.source_principal = c.peer.id.to_string();
+  rec.source_namespace = c.peer.id.ns;
+  rec.client_ip = req.source.ip;
+  if (auto ip = ztunnel::IpAddr::parse(req.source.ip); ip.ok()) {
+    if (auto w = store.workload_by_address({"", *ip})) {
+      rec.source_workload = w->workload_name.empty() ? w->name : w->workload_name;
+      if (!w->canonical_name.empty()) rec.source_app = w->canonical_name;
+      if (!w->canonical_revision.empty()) rec.source_version = w->canonical_revision;
+    }
+  }
+}
+
+// One request, start to finish: authz, route, forward, response edits, telemetry.
+io::Task<Reply> serve_request(StatePtr st, const hbone::InboundConnect& c,
+                              const ztunnel::ServicePtr& svc, Http1Message msg) {
+  auto store = st->ctx->workload_store();
+  auto snap = st->ctx->l7();
+  RequestRecord rec;
+  rec.method = msg.method;
+  rec.path = msg.target;
+  rec.request_bytes = msg.body.size();
+  rec.destination_service = svc->hostname;
+  rec.destination_service_name = svc->name;
+  rec.destination_service_namespace = svc->ns;
+  Request req = request_view(msg, c, *svc, *store);
+  rec.authority = req.authority;
+  describe_source(c, req, *store, rec);
+  if (!req.headers.contains("x-request-id")) req.headers.add("x-request-id", hex_id(st->random));
+
+  UpstreamReply reply;
+  RouteResult routed;
+  AuthzDecision authz = snap->authorizer().evaluate(req);
+  rec.authz = std::string(authz_reason_name(authz.reason));
+  if (!authz.policy.empty()) rec.authz += ":" + authz.policy;
+  if (!authz.allowed) {
+    reply = local_reply(403, std::string(kRbacDeniedBody));
+  } else {
+    const RouteTable* table = snap->routes_for(svc->hostname);
+    RouteTable fallback;
+    if (table == nullptr) {
+      ServiceRef ref{svc->hostname, svc->name, svc->ns, {}};
+      for (const auto& [port, target] : svc->ports) ref.ports.push_back(port);
+      fallback = RouteTable::build(ref, {}, {});
+      table = &fallback;
+    }
+    routed = route(*table, req, st->random);
+    rec.route_name = routed.route_name;
+    switch (routed.outcome) {
+      case RouteOutcome::no_route:
+        rec.add_flag("NR");
+        reply = local_reply(404, "");
+        break;
+      case RouteOutcome::redirect:
+        reply = local_reply(routed.status, "");
+        reply.headers.set("location", routed.location);
+        break;
+      case RouteOutcome::direct_response:
+        reply = local_reply(routed.status, routed.body);
+        break;
+      case RouteOutcome::forward: {
+        if (routed.fault_delay) {
+          rec.add_flag("DI");
+          Status slept = co_await st->loop.sleep(*routed.fault_delay);
+          (void)slept;
+        }
+        if (routed.fault_abort && routed.fault_abort->http_status != 0) {
+          rec.add_flag("FI");
+          reply = local_reply(routed.fault_abort->http_status, "fault filter abort");
+          break;
+        }
+        HeaderMap up = req.headers;
+        routed.apply_request_headers(up);
+        ForwardContext fc{st->loop, *st->ctx, st->pool, st->random, st->in_flight};
+        reply = co_await forward(fc, *store, *snap, routed, msg, up, req.source.ip, rec);
+        break;
+      }
+    }
+  }
+  if (routed.outcome == RouteOutcome::forward && !reply.local) routed.apply_response_headers(reply.headers);
+  if (rec.attempts > 0) reply.headers.set("x-envoy-attempt-count", std::to_string(rec.attempts));
+  rec.response_code = reply.status;
+  rec.response_bytes = reply.body.size();
+  Reply out;
+  out.close = !msg.keep_alive;
+  out.bytes = serialize_response(reply.status, reply.headers, reply.body, msg.method == "HEAD",
+                                 msg.keep_alive);
+  if (st->ctx->metrics != nullptr) st->ctx->metrics->finish(rec);
+  co_return out;
+}
+
+// One CONNECT: the service it names, then HTTP/1.1 exchanges until the client is done.
+io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneStream s) {
+  auto store = st->ctx->workload_store();
+  auto ip = ztunnel::IpAddr::parse(c.target.host);
+  ztunnel::ServicePtr svc;
+  if (ip.ok()) svc = store->service_by_vip({"", *ip});
+  if (!svc) {
+    st->logger->warn("CONNECT {} from {}: no service has that address; refused with 503",
+                     c.request.authority, c.peer.id.to_string());
+    (void)s.refuse(503);
+    co_return;
+  }
+  if (Status a = s.accept(); !a.ok()) co_return;
+
+  Http1Parser parser(Http1Parser::Kind::request);
+  std::string pending;
+  std::vector<std::byte> buf(16384);
+  bool eof = false;
+  while (true) {
+    while (!pending.empty() && !parser.complete()) {
+      Result<size_t> used = parser.feed(pending);
+      if (!used.ok()) {
+        const bool too_big = used.error().code == Errc::resource_exhausted;
+        st->logger->info("request from {} refused: {}", c.peer.id.to_string(),
+                         used.error().to_string());
+        std::string bad = serialize_response(too_big ? 413 : 400, HeaderMap{},
+                                             used.error().message, false, false);
+        Status w = co_await s.write(bytes_of(bad));
+        (void)w;
+        (void)s.close_write();
+        co_return;
+      }
+      pending.erase(0, *used);
+      if (*used == 0) break;
+    }
+    if (parser.complete()) {
+      Reply r = co_await serve_request(st, c, svc, parser.take());
+      Status w = co_await s.write(bytes_of(r.bytes));
+      if (!w.ok() || r.close) break;
+      continue;
+    }
+    if (eof) break;
+    Result<size_t> n = co_await s.read(std::span<std::byte>(buf));
+    if (!n.ok()) co_return;  // reset by the client: nothing to answer
+    if (*n == 0) {
+      eof = true;
+      continue;
+    }
+    s.consume(*n);
+    pending.append(reinterpret_cast<const char*>(buf.data()), *n);
+  }
+  (void)s.close_write();
+}
+
+io::Task<void> serve_connection(StatePtr st, int fd) {
+  auto tls = st->ctx->tls();
+  if (!tls) {
+    st->logger->warn("connection refused: the waypoint has no certificate yet");
+    ::close(fd);
+    co_return;
+  }
+  hbone::ConnectHandler handler = [st](hbone::InboundConnect c, hbone::HboneStream s) {
+    return serve_connect(st, std::move(c), std::move(s));
+  };
+  Status s = co_await hbone::HboneServerConnection::serve(st->loop, fd, tls, std::move(handler));
+  if (!s.ok()) st->logger->debug("HBONE connection ended: {}", s.error().to_string());
+}
+
+io::Task<void> accept_loop(StatePtr st) {
+  while (!st->loop.stopping()) {
+    io::OpOptions opts;
+    opts.cancel = &st->accept_cancel;
+    Result<io::Accepted> a = co_await st->loop.accept(st->listen_fd, opts);
+    if (a.ok()) {
+      io::spawn(st->loop, serve_connection(st, a->fd));
+      continue;
+    }
+    if (a.error().code == Errc::cancelled) break;
+    st->logger->warn("accept on 15008 failed, pausing: {}", a.error().to_string());
+    Status slept = co_await st->loop.sleep(std::chrono::milliseconds(100), &st->accept_cancel);
+    if (!slept.ok()) break;
+  }
+}
+
+}  // namespace
+
+WaypointWorker::WaypointWorker(io::EventLoop& loop, std::shared_ptr<const ProxyContext> ctx,
+                               uint64_t seed)
+    : state_(std::make_shared<State>(loop, std::move(ctx), seed)) {}
+
+WaypointWorker::~WaypointWorker() {
+  state_->accept_cancel.cancel();
+  if (state_->listen_fd >= 0) ::close(state_->listen_fd);
+}
+
+Status WaypointWorker::listen(const io::SocketAddress& addr) {
+  io::ListenOptions lo;
+  lo.reuse_port = true;
+  auto fd = io::listen_tcp(addr, lo);
+  if (!fd.ok()) return fd.take_error();
+  state_->listen_fd = *fd;
+  io::spawn(state_->loop, accept_loop(state_));
+  return {};
+}
+
+io::Task<void> WaypointWorker::handle_connect(hbone::InboundConnect connect,
+                                              hbone::HboneStream stream) {
+  co_await serve_connect(state_, std::move(connect), std::move(stream));
+}
+
+}  // namespace ambit::waypoint

@@ -1,0 +1,57 @@
+// The waypoint's data path: HBONE in on 15008, one HTTP/1.1 exchange after another inside
+// each CONNECT stream, each request authorized, routed and forwarded over HBONE to a pod.
+//
+//   accept -> HboneServerConnection (peer must hold a mesh identity of the trust domain)
+//     -> CONNECT (authority = service VIP:port) -> service in the workload store -> 200
+//     -> per request: L7 authz -> route -> endpoint (least request) -> HBONE to pod_ip:15008
+//        (:authority pod_ip:target_port, this waypoint's identity) -> response, with retries
+//        and timeouts, then response header edits -> client
+//
+// Threads: one WaypointWorker per io loop; nothing is shared between workers except the
+// read-only snapshots the context hands out and the (thread-safe) metrics.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/base/error.h"
+#include "common/hbone/connection.h"
+#include "common/hbone/pool.h"
+#include "common/io/event_loop.h"
+#include "common/tls/context.h"
+#include "waypoint/proxy/request_metrics.h"
+#include "waypoint/route/l7_snapshot.h"
+#include "ztunnel/state/workload_store.h"
+
+namespace ambit::waypoint {
+
+// What the app gives the data path. Every function is called from worker threads.
+struct ProxyContext {
+  std::function<std::shared_ptr<const ztunnel::WorkloadStore>()> workload_store;
+  std::function<std::shared_ptr<const L7Snapshot>()> l7;
+  // This waypoint's credentials; null until its first certificate arrived.
+  std::function<std::shared_ptr<tls::TlsContext>()> tls;
+  std::string identity;  // its SPIFFE URI
+  RequestMetrics* metrics = nullptr;
+};
+
+class WaypointWorker {
+ public:
+  WaypointWorker(io::EventLoop& loop, std::shared_ptr<const ProxyContext> ctx, uint64_t seed);
+  ~WaypointWorker();
+
+  // Opens an SO_REUSEPORT listener on `addr` and serves it until the loop stops.
+  Status listen(const io::SocketAddress& addr);
+
+  // One CONNECT stream from a ztunnel (public for tests that drive a server connection).
+  io::Task<void> handle_connect(hbone::InboundConnect connect, hbone::HboneStream stream);
+
+  struct State;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace ambit::waypoint

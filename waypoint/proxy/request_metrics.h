@@ -1,0 +1,61 @@
+// Istio's request metrics as a waypoint reports them (reporter="waypoint"), and the access
+// log line of each request. One RequestRecord per request, filled along the way and emitted
+// exactly once by finish().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/base/error.h"
+#include "common/base/log.h"
+#include "common/metrics/registry.h"
+
+namespace ambit::waypoint {
+
+struct RequestRecord {
+  // Who called (from the peer certificate and the workload store).
+  std::string source_principal;  // "spiffe://td/ns/x/sa/y" or "unknown"
+  std::string source_workload = "unknown", source_namespace = "unknown";
+  std::string source_app = "unknown", source_version = "unknown";
+  std::string client_ip;
+  // Where it went.
+  std::string destination_service = "unknown";  // FQDN
+  std::string destination_service_name = "unknown", destination_service_namespace = "unknown";
+  std::string destination_workload = "unknown", destination_namespace = "unknown";
+  std::string destination_app = "unknown", destination_version = "unknown";
+  std::string destination_principal = "unknown";
+  std::string upstream_host;  // pod_ip:port of the last attempt
+  std::string route_name;
+  // What happened.
+  std::string method, path, authority, protocol = "HTTP/1.1";
+  uint32_t response_code = 0;
+  std::string response_flags = "-";
+  uint32_t attempts = 0;
+  std::string authz;  // "allow", "deny ns/name", ...
+  uint64_t request_bytes = 0, response_bytes = 0;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+
+  // Adds a flag in Envoy's comma-separated spelling ("UH", "URX,UT").
+  void add_flag(std::string_view flag);
+};
+
+class RequestMetrics {
+ public:
+  static Result<std::unique_ptr<RequestMetrics>> create(metrics::Registry& registry,
+                                                        log::Format format);
+  // Counts the request, observes its duration and sizes, and writes the access-log line.
+  void finish(const RequestRecord& r);
+
+ private:
+  metrics::Family<metrics::Counter>* requests_ = nullptr;
+  metrics::Family<metrics::Histogram>* duration_ = nullptr;
+  metrics::Family<metrics::Histogram>* request_bytes_ = nullptr;
+  metrics::Family<metrics::Histogram>* response_bytes_ = nullptr;
+  metrics::Family<metrics::Counter>* attempts_ = nullptr;
+  log::Format format_ = log::Format::text;
+  std::shared_ptr<spdlog::logger> access_ = log::get("access");
+};
+
+}  // namespace ambit::waypoint
