@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 
-from . import pod_registry, procs, render, state as st, system, ztunnel
+from . import pod_registry, procs, render, state as st, system, waypoints, ztunnel
 from .manifests import Obj, Problem, check_objects, load_paths, parse_text, unknown_kinds
 from .plan import FABRIC_BRIDGE, FABRIC_NETNS, Plan, PodPlan, build_plan
 
@@ -48,6 +48,7 @@ def plan_from_paths(paths: list[str], nodes: list[str]) -> tuple[list[Obj], Plan
     objs, problems = load_paths(paths)
     if problems:
         return objs, None, problems, []
+    objs = waypoints.with_waypoints(objs)
     plan, problems = build_plan(objs, nodes)
     return objs, plan, problems, unknown_kinds(objs)
 
@@ -74,7 +75,7 @@ def plan_apply(state: dict, path: str) -> tuple[list[Obj], Plan | None, list[Pro
     problems = problems or check_objects(incoming)
     if problems:
         return incoming, None, problems
-    merged = merge_objects(objects_from_state(state), incoming)
+    merged = waypoints.with_waypoints(merge_objects(objects_from_state(state), incoming))
     plan, problems = build_plan(merged, [n["name"] for n in state["plan"]["nodes"]], Plan.from_dict(state["plan"]))
     return merged, plan, problems
 
@@ -137,12 +138,30 @@ def create_pod(state: dict, plan: Plan, pod: PodPlan) -> None:
 
 
 def start_pod(state: dict, pod: PodPlan) -> None:
+    if waypoints.is_waypoint_pod(pod):
+        start_waypoint(state, pod)
+        return
     binary = state["options"]["echo_bin"]
     for c in pod.containers:
         launch(state, role="app", name=f"{pod.namespace}/{pod.name}/{c.name}", node=pod.node,
                argv=[binary, *c.args], env=c.env, netns=pod.netns, cgroup=pod_cgroup(state, pod),
                ready_ports=c.ready_ports, ip=pod.ip,
                extra={"namespace": pod.namespace, "pod": pod.name, "container": c.name})
+
+
+def start_waypoint(state: dict, pod: PodPlan) -> None:
+    """The waypoint binary in its pod, with the waypoint token (skipped, with a note, when
+    it is not built or there is no control plane)."""
+    cp = next((r for r in state["processes"] if r.get("role") == "ambit-cp"), None)
+    if cp is None or not os.access(waypoints.binary(), os.X_OK):
+        say(f"no waypoint for {pod.key}: {waypoints.binary()} is not built or there is no control plane")
+        return
+    launch(state, role="waypoint", name=f"waypoint/{pod.namespace}/{pod.name}", node=pod.node,
+           argv=waypoints.argv(pod, cp), env={}, netns=pod.netns, cgroup=pod_cgroup(state, pod),
+           ready_ports=[waypoints.HBONE_PORT], ip=pod.ip,
+           metrics_address=f"{pod.ip}:{waypoints.METRICS_PORT}",
+           extra={"namespace": pod.namespace, "pod": pod.name, "container": waypoints.CONTAINER,
+                  "readiness_address": f"{pod.ip}:{waypoints.READY_PORT}"})
 
 
 def launch(state: dict, *, role: str, name: str, node: str | None, argv: list[str], env: dict[str, str],
