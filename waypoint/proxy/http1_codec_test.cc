@@ -1,0 +1,88 @@
+#include "waypoint/proxy/http1_codec.h"
+
+#include <doctest/doctest.h>
+
+namespace ambit::waypoint {
+
+TEST_CASE("a chunked upstream response is re-framed with its length") {
+  Http1Parser p(Http1Parser::Kind::response);
+  std::string wire =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-App-Name: v1\r\n\r\n"
+      "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+  auto used = p.feed(wire);
+  REQUIRE(used.ok());
+  REQUIRE(p.complete());
+  Http1Message m = p.take();
+  CHECK(m.status == 200);
+  CHECK(m.body == "hello world");
+  CHECK(m.headers.get("x-app-name") == "v1");
+  std::string out = serialize_response(m.status, m.headers, m.body, false, true);
+  CHECK(out.find("transfer-encoding") == std::string::npos);
+  CHECK(out.find("content-length: 11\r\n") != std::string::npos);
+  CHECK(out.ends_with("\r\n\r\nhello world"));
+}
+
+TEST_CASE("pipelined requests come out one at a time, bodies kept for retries") {
+  Http1Parser p(Http1Parser::Kind::request);
+  std::string wire =
+      "POST /a HTTP/1.1\r\nHost: reviews\r\nContent-Length: 3\r\n\r\nabc"
+      "GET /b?x=1 HTTP/1.1\r\nHost: reviews\r\nConnection: close\r\n\r\n";
+  auto used = p.feed(wire);
+  REQUIRE(used.ok());
+  REQUIRE(p.complete());
+  Http1Message first = p.take();
+  CHECK(first.method == "POST");
+  CHECK(first.body == "abc");
+  CHECK(first.keep_alive);
+  std::string rest = wire.substr(*used);
+  auto used2 = p.feed(rest);
+  REQUIRE(used2.ok());
+  REQUIRE(p.complete());
+  Http1Message second = p.take();
+  CHECK(second.method == "GET");
+  CHECK(second.target == "/b?x=1");
+  CHECK_FALSE(second.keep_alive);
+}
+
+TEST_CASE("malformed and conflicting framing is refused with a reason") {
+  Http1Parser p(Http1Parser::Kind::request);
+  auto r = p.feed("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Errc::protocol);
+
+  Http1Parser q(Http1Parser::Kind::request);
+  auto bad = q.feed("GET / HTTP/1.1\r\nBad Header\r\n\r\n");
+  CHECK_FALSE(bad.ok());
+}
+
+TEST_CASE("oversized headers are refused as resource exhaustion") {
+  Http1Parser p(Http1Parser::Kind::request);
+  std::string wire = "GET / HTTP/1.1\r\nX-Big: " + std::string(kMaxHeadBytes + 10, 'a') + "\r\n\r\n";
+  auto r = p.feed(wire);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Errc::resource_exhausted);
+}
+
+TEST_CASE("a close-delimited response completes at EOF; a cut-off one is an error") {
+  Http1Parser p(Http1Parser::Kind::response);
+  REQUIRE(p.feed("HTTP/1.1 200 OK\r\n\r\npartial body").ok());
+  CHECK_FALSE(p.complete());
+  CHECK(p.finish().ok());
+  REQUIRE(p.complete());
+  CHECK(p.take().body == "partial body");
+
+  Http1Parser q(Http1Parser::Kind::response);
+  REQUIRE(q.feed("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc").ok());
+  CHECK_FALSE(q.finish().ok());
+}
+
+TEST_CASE("the upstream request carries the rewritten authority and drops hop-by-hop headers") {
+  HeaderMap h{{"connection", "keep-alive"}, {"end-user", "jason"}, {"host", "old"}};
+  std::string out = serialize_request("GET", "/v2/x", "reviews.shop:9080", h, "");
+  CHECK(out.starts_with("GET /v2/x HTTP/1.1\r\nhost: reviews.shop:9080\r\n"));
+  CHECK(out.find("end-user: jason\r\n") != std::string::npos);
+  CHECK(out.find("keep-alive") == std::string::npos);
+  CHECK(out.find("old") == std::string::npos);
+}
+
+}  // namespace ambit::waypoint
