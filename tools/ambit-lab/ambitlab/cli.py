@@ -190,7 +190,7 @@ def status_view(state: dict) -> dict:
     pods = []
     cgroup_root = (state.get("cgroup2") or {}).get("root", "")
     for p in plan["pods"]:
-        mine = [r for r in state["processes"] if r.get("role") == "app"
+        mine = [r for r in state["processes"] if r.get("role") in ("app", "waypoint")
                 and r.get("namespace") == p["namespace"] and r.get("pod") == p["name"]]
         ready = bool(mine) and all(procs.alive(r) for r in mine)
         if ready and os.geteuid() == 0:

@@ -260,7 +260,7 @@ def write_cluster_dir(objs: list[Obj], plan: Plan) -> None:
 
 def wait_ready(state: dict, pods: list[PodPlan], timeout: float = READY_TIMEOUT) -> None:
     keys = {p.key for p in pods}
-    pending = [r for r in state["processes"] if r["role"] == "app" and f"{r['namespace']}/{r['pod']}" in keys]
+    pending = [r for r in state["processes"] if r["role"] in ("app", "waypoint") and f"{r['namespace']}/{r['pod']}" in keys]
     deadline = time.monotonic() + timeout
     while pending:
         for r in list(pending):

@@ -1,0 +1,104 @@
+"""L7 through a waypoint, end to end in a lab (root; skips otherwise): ambit-cp, a ztunnel per
+node, the waypoint the lab realizes for the `shop` namespace's istio-waypoint Gateway, and
+real curl in the pods (tests/manifests/waypoint).
+
+One lab serves the whole module. Only one lab can exist on a machine: the module waits while
+a lab that someone else started is up, and never takes it down.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import time
+
+import pytest
+
+from conftest import MANIFESTS, Lab, run_lab
+
+MESH = os.path.join(MANIFESTS, "waypoint")
+RUN_DIR = "/run/ambit-lab"
+REVIEWS = "http://reviews.shop:9080"
+FLAKY = "http://flaky.shop"
+
+
+def _wait_for_foreign_lab(timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while os.path.exists(RUN_DIR):
+        if time.monotonic() > deadline:
+            pytest.skip(f"another lab has been up for {timeout:.0f}s ({RUN_DIR}); not taking it down")
+        time.sleep(5)
+
+
+@pytest.fixture(scope="module")
+def mesh(require_root, echo_bin, build_dir):
+    for binary in (os.path.join(build_dir, "ztunnel", "ztunnel"), os.path.join(build_dir, "waypoint", "waypoint")):
+        if not os.access(binary, os.X_OK):
+            pytest.fail(f"{binary} is not built: run tools/test (or set AMBIT_BUILD_DIR)")
+    _wait_for_foreign_lab()
+    lab = Lab(echo_bin, MESH)
+    lab.up_result = lab.run("up", MESH, timeout=180)
+    try:
+        assert lab.up_result.returncode == 0, f"up failed:\n{lab.up_result.stdout}\n{lab.up_result.stderr}"
+        _wait_waypoint_serving(lab)
+        yield lab
+    finally:
+        run_lab("down", echo=echo_bin, timeout=120)
+
+
+def _wait_waypoint_serving(lab: Lab, timeout: float = 30) -> None:
+    """The waypoint is up once a request through it gets a routed answer."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        done = lab.exec("client/sleep-0", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                        "--max-time", "3", f"{REVIEWS}/v1/ready")
+        last = done.stdout + done.stderr
+        if done.stdout.strip() == "200":
+            return
+        time.sleep(0.5)
+    pytest.fail(f"no answer through the waypoint after {timeout:.0f}s: {last}")
+
+
+def _apps(lab: Lab, pod: str, url: str, count: int, *extra: str) -> collections.Counter:
+    """x-app-name of `count` sequential requests made by one curl process (keep-alive)."""
+    script = (f'for i in $(seq {count}); do curl -s -o /dev/null -D - --max-time 5 {" ".join(extra)} {url}; done')
+    done = lab.exec(pod, "sh", "-c", script, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return collections.Counter(m.lower() for m in re.findall(r"(?im)^x-app-name:\s*(\S+)", done.stdout))
+
+
+def test_canary_90_10_over_1000_requests(mesh):
+    apps = _apps(mesh, "client/sleep-0", f"{REVIEWS}/reviews", 1000)
+    assert sum(apps.values()) == 1000, apps
+    share_v1 = apps["reviews-v1"] / 10.0
+    assert 86.0 <= share_v1 <= 94.0, f"v1 got {share_v1}% (want 90 +- 4): {apps}"
+
+
+def test_end_user_jason_always_reaches_v2(mesh):
+    apps = _apps(mesh, "client/sleep-0", f"{REVIEWS}/reviews", 50, "-H", "'end-user: jason'")
+    assert apps == collections.Counter({"reviews-v2": 50}), apps
+
+
+def test_path_prefixes_reach_their_backends(mesh):
+    for prefix, app in (("/v1/", "reviews-v1"), ("/v2/", "reviews-v2")):
+        apps = _apps(mesh, "client/sleep-0", f"{REVIEWS}{prefix}item", 20)
+        assert apps == collections.Counter({app: 20}), (prefix, apps)
+
+
+def test_retries_turn_ffs_into_200_with_three_attempts(mesh):
+    for _ in range(3):
+        status, headers, _ = mesh.curl("client/frontend-0", f"{FLAKY}/get")
+        assert status == 200, headers
+        assert headers.get("x-envoy-attempt-count") == "3", headers
+
+
+def test_api_get_only_for_the_frontend_service_account(mesh):
+    status, _, body = mesh.curl("client/sleep-0", f"{FLAKY}/api/items")
+    assert status == 403 and body.strip() == "RBAC: access denied", (status, body)
+    # Other paths stay open to everyone (retries hide the backend's failures).
+    status, _, _ = mesh.curl("client/sleep-0", f"{FLAKY}/get")
+    assert status == 200
+    status, _, _ = mesh.curl("client/frontend-0", f"{FLAKY}/api/items")
+    assert status == 200
