@@ -102,3 +102,33 @@ def test_api_get_only_for_the_frontend_service_account(mesh):
     assert status == 200
     status, _, _ = mesh.curl("client/frontend-0", f"{FLAKY}/api/items")
     assert status == 200
+
+
+def test_route_timeout_answers_504_with_flag_ut(mesh):
+    start = time.monotonic()
+    status, _, body = mesh.curl("client/sleep-0", f"{REVIEWS}/slow/2")
+    elapsed = time.monotonic() - start
+    assert status == 504 and "upstream request timeout" in body, (status, body)
+    assert elapsed < 1.8, f"the 0.5 s route timeout took {elapsed:.2f}s"
+    metrics = _waypoint_metrics(mesh)
+    assert re.search(r'istio_requests_total\{[^}]*reporter="waypoint"[^}]*response_code="504",'
+                     r'response_flags="UT"[^}]*\} [1-9]', metrics), "no 504 UT series"
+
+
+def _waypoint_metrics(lab: Lab) -> str:
+    pod = next(p for p in lab.status()["pods"] if p["name"] == "waypoint-0")
+    done = lab.exec("shop/waypoint-0", "curl", "-s", "--max-time", "3", f"http://{pod['ip']}:15020/metrics")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_metrics_show_requests_and_upstream_retries(mesh):
+    status, _, _ = mesh.curl("client/frontend-0", f"{FLAKY}/get")
+    assert status == 200
+    metrics = _waypoint_metrics(mesh)
+    ok = re.search(r'istio_requests_total\{reporter="waypoint",[^}]*source_principal="spiffe://cluster.local/ns/client/sa/frontend"'
+                   r'[^}]*destination_service="flaky.shop.svc.cluster.local"[^}]*response_code="200"[^}]*\} (\d+)', metrics)
+    assert ok and int(ok.group(1)) >= 1, metrics[:2000]
+    retries = re.search(r'ambit_waypoint_upstream_attempts_total\{destination_service="flaky.shop.svc.cluster.local",'
+                        r'attempt="retry"\} (\d+)', metrics)
+    assert retries and int(retries.group(1)) >= 2, "retries not counted"
