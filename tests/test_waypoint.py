@@ -132,3 +132,37 @@ def test_metrics_show_requests_and_upstream_retries(mesh):
     retries = re.search(r'ambit_waypoint_upstream_attempts_total\{destination_service="flaky.shop.svc.cluster.local",'
                         r'attempt="retry"\} (\d+)', metrics)
     assert retries and int(retries.group(1)) >= 2, "retries not counted"
+
+
+def test_header_operations_show_up_on_both_sides(mesh):
+    status, headers, body = mesh.curl("client/sleep-0", f"{REVIEWS}/headers", "-H", "end-user: jason")
+    assert status == 200
+    assert headers.get("x-waypoint-route") == "jason", headers
+    assert re.search(r'(?i)"?x-route"?\s*[:=]\s*"?jason', body), body
+
+
+def test_config_change_applies_live_without_failing_requests(mesh):
+    """Last in the module: it changes the reviews VirtualService (and puts it back)."""
+    script = ('ok=0; bad=0; v2=0; for i in $(seq 300); do '
+              'out=$(curl -s -D - -o /dev/null --max-time 5 -w "%{http_code}" ' + REVIEWS + '/reviews); '
+              'case "$out" in *200) ok=$((ok+1));; *) bad=$((bad+1));; esac; '
+              'case "$out" in *reviews-v2*) v2=$((v2+1));; esac; sleep 0.01; done; echo "$ok $bad $v2"')
+    import subprocess
+    from conftest import LAB
+    env = dict(os.environ, AMBIT_ECHO_BIN=mesh.echo)
+    load = subprocess.Popen([LAB, "exec", "client/sleep-0", "--", "sh", "-c", script], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        applied = mesh.run("apply", os.path.join(MANIFESTS, "waypoint-apply", "reviews-all-v2.yaml"))
+        assert applied.returncode == 0, applied.stderr
+        time.sleep(1.5)  # the change must be in effect within a second
+        after = _apps(mesh, "client/frontend-0", f"{REVIEWS}/reviews", 30)
+        out, err = load.communicate(timeout=120)
+    finally:
+        if load.poll() is None:
+            load.kill()
+        mesh.run("apply", os.path.join(MESH, "mesh.yaml"))
+    ok, bad, _ = (int(x) for x in out.split())
+    assert bad == 0 and ok == 300, (out, err)
+    assert after == collections.Counter({"reviews-v2": 30}), after
