@@ -633,15 +633,18 @@ def test_lab_ca_signs_only_for_pods_of_the_calling_node(cp_lab):
     for p in status["pods"]:
         by_node.setdefault(p["node"], set()).add(
             f"spiffe://cluster.local/ns/{p['namespace']}/sa/{p['service_account']}")
-    here = sorted(by_node["node-0"])[0]
-    elsewhere = sorted(set().union(*[v for n, v in by_node.items() if n != "node-0"]) - by_node["node-0"])
-    assert elsewhere, "the lab puts some identity only on node-1"
+    everyone = set().union(*by_node.values())
+    # The calling node: one that lacks some identity, so that there is something to refuse.
+    caller = next(n for n in sorted(by_node) if everyone - by_node[n])
+    here = sorted(by_node[caller])[0]
+    elsewhere = sorted(everyone - by_node[caller])
+    netns = next(n["netns"] for n in status["nodes"] if n["name"] == caller)
 
     def ask(identity: str) -> dict:
         out = subprocess.run(
-            ["ip", "netns", "exec", "ambit-node-0", "/usr/bin/python3",
+            ["ip", "netns", "exec", netns, "/usr/bin/python3",
              os.path.join(REPO_ROOT, "tools", "ambit-cp", "xds_probe.py"), "--address", record["address"],
-             "--root-cert", "/run/ambit-lab/cp/root-cert.pem", "--token-file", "/run/ambit-lab/cp/tokens/node-0",
+             "--root-cert", "/run/ambit-lab/cp/root-cert.pem", "--token-file", f"/run/ambit-lab/cp/tokens/{caller}",
              "--proto-out", cp_lab.proto_out, "--create-certificate", identity, "--impersonate"],
             capture_output=True, text=True, timeout=30)
         return json.loads(out.stdout.strip().splitlines()[-1])
