@@ -1,0 +1,80 @@
+#include "waypoint/proxy/endpoints.h"
+
+#include <doctest/doctest.h>
+
+#include "ztunnel/state/test_fixtures.h"
+
+namespace ambit::waypoint {
+namespace {
+
+namespace zt = ztunnel::testing;
+
+constexpr const char* kReviews = "shop/reviews.shop.svc.cluster.local";
+
+std::shared_ptr<const ztunnel::WorkloadStore> reviews_mesh() {
+  auto v1 = zt::pod("shop", "reviews-v1-0", {"10.244.0.5"}, "reviews");
+  v1.set_canonical_name("reviews");
+  v1.set_canonical_revision("v1");
+  zt::serve(v1, kReviews, {{9080, 9080}});
+  auto v2 = zt::pod("shop", "reviews-v2-0", {"10.244.1.5"}, "reviews");
+  v2.set_canonical_name("reviews");
+  v2.set_canonical_revision("v2");
+  zt::serve(v2, kReviews, {{9080, 9081}});
+  auto down = zt::pod("shop", "reviews-v2-1", {"10.244.1.6"}, "reviews");
+  down.set_canonical_revision("v2");
+  down.set_status(istio::workload::UNHEALTHY);
+  zt::serve(down, kReviews, {{9080, 9080}});
+  zt::MeshBuilder mb;
+  mb.add(zt::service("shop", "reviews.shop.svc.cluster.local", {"10.96.5.5"}, {{9080, 9080}}));
+  mb.add(v1).add(v2).add(down);
+  return mb.build();
+}
+
+class Sequence final : public RandomSource {
+ public:
+  explicit Sequence(std::vector<uint64_t> v) : v_(std::move(v)) {}
+  uint64_t below(uint64_t bound) override { return v_[i_++ % v_.size()] % bound; }
+
+ private:
+  std::vector<uint64_t> v_;
+  size_t i_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("a subset keeps only its healthy pods, at the pod's own target port") {
+  auto store = reviews_mesh();
+  auto svc = store->service_by_key(kReviews);
+  REQUIRE(svc);
+  DestinationPolicy v2;
+  v2.subset = "v2";
+  v2.subset_labels = {{"version", "v2"}};
+  auto eps = eligible_endpoints(*store, *svc, 9080, &v2);
+  REQUIRE(eps.size() == 1);
+  CHECK(eps[0].ip == "10.244.1.5");
+  CHECK(eps[0].target_port == 9081);
+
+  auto all = eligible_endpoints(*store, *svc, 9080, nullptr);
+  CHECK(all.size() == 2);  // the unhealthy pod never receives requests
+  CHECK(eligible_endpoints(*store, *svc, 1234, nullptr).empty());
+}
+
+TEST_CASE("least request prefers the less busy of two random picks") {
+  auto store = reviews_mesh();
+  auto eps = eligible_endpoints(*store, *store->service_by_key(kReviews), 9080, nullptr);
+  REQUIRE(eps.size() == 2);
+  std::map<std::string, uint32_t> busy{{eps[0].ip, 5}};
+  Sequence picks({0, 1});
+  CHECK(pick_least_request(eps, busy, picks) == 1);
+  Sequence same({0, 0});
+  CHECK(pick_least_request(eps, busy, same) == 0);  // both picks the same: no choice
+  Sequence tie({1, 0});
+  CHECK(pick_least_request(eps, {}, tie) == 1);  // a tie keeps the first pick
+}
+
+TEST_CASE("the namespace of a service hostname") {
+  CHECK(namespace_of_host("reviews.shop.svc.cluster.local") == "shop");
+  CHECK(namespace_of_host("reviews") == "");
+}
+
+}  // namespace ambit::waypoint
