@@ -7,23 +7,20 @@
 #include <string>
 #include <vector>
 
+#include "common/proto/type_urls.h"
 #include "common/config/model.h"
 #include "common/config/resources.h"
 #include "common/config/translate_options.h"
 
 namespace ambit::config {
 
-inline constexpr const char* kAddressType = "type.googleapis.com/istio.workload.Address";
-inline constexpr const char* kAuthorizationType = "type.googleapis.com/istio.security.Authorization";
-inline constexpr const char* kVirtualServiceType =
-    "type.googleapis.com/istio.networking.v1alpha3.VirtualService";
-inline constexpr const char* kDestinationRuleType =
-    "type.googleapis.com/istio.networking.v1alpha3.DestinationRule";
-inline constexpr const char* kAuthorizationPolicyType =
-    "type.googleapis.com/istio.security.v1beta1.AuthorizationPolicy";
-inline constexpr const char* kRequestAuthenticationType =
-    "type.googleapis.com/istio.security.v1beta1.RequestAuthentication";
-inline constexpr const char* kLocalRateLimitType = "type.googleapis.com/ambit.v1.LocalRateLimit";
+inline constexpr const auto& kAddressType = type_urls::kAddress;
+inline constexpr const auto& kAuthorizationType = type_urls::kAuthorization;
+inline constexpr const auto& kVirtualServiceType = type_urls::kVirtualService;
+inline constexpr const auto& kDestinationRuleType = type_urls::kDestinationRule;
+inline constexpr const auto& kAuthorizationPolicyType = type_urls::kAuthorizationPolicy;
+inline constexpr const auto& kRequestAuthenticationType = type_urls::kRequestAuthentication;
+inline constexpr const auto& kLocalRateLimitType = type_urls::kLocalRateLimit;
 
 struct Published {
   std::map<std::string, ResourceSet> by_type;  // type URL -> resources (every type present)

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/proto/type_urls.h"
 #include "common/config/model.h"
 #include "common/config/resources.h"
 #include "common/config/translate_options.h"
@@ -21,18 +22,13 @@
 
 namespace ambit::cp {
 
-inline constexpr std::string_view kAddressType = "type.googleapis.com/istio.workload.Address";
-inline constexpr std::string_view kAuthorizationType =
-    "type.googleapis.com/istio.security.Authorization";
-inline constexpr std::string_view kVirtualServiceType =
-    "type.googleapis.com/istio.networking.v1alpha3.VirtualService";
-inline constexpr std::string_view kDestinationRuleType =
-    "type.googleapis.com/istio.networking.v1alpha3.DestinationRule";
-inline constexpr std::string_view kAuthorizationPolicyType =
-    "type.googleapis.com/istio.security.v1beta1.AuthorizationPolicy";
-inline constexpr std::string_view kRequestAuthenticationType =
-    "type.googleapis.com/istio.security.v1beta1.RequestAuthentication";
-inline constexpr std::string_view kLocalRateLimitType = "type.googleapis.com/ambit.v1.LocalRateLimit";
+inline constexpr const auto& kAddressType = type_urls::kAddress;
+inline constexpr const auto& kAuthorizationType = type_urls::kAuthorization;
+inline constexpr const auto& kVirtualServiceType = type_urls::kVirtualService;
+inline constexpr const auto& kDestinationRuleType = type_urls::kDestinationRule;
+inline constexpr const auto& kAuthorizationPolicyType = type_urls::kAuthorizationPolicy;
+inline constexpr const auto& kRequestAuthenticationType = type_urls::kRequestAuthentication;
+inline constexpr const auto& kLocalRateLimitType = type_urls::kLocalRateLimit;
 
 // Every type URL ambit-cp knows, in a stable order.
 const std::vector<std::string>& known_types();
