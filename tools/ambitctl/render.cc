@@ -86,7 +86,9 @@ std::string policies_table(const json& arr) {
 std::string certificates_table(const json& arr) {
   std::vector<std::vector<std::string>> rows;
   for (const json& c : arr) {
-    json leaf = json::object();
+    // Istio's ztunnel nests the leaf under certChain; Ambit's certificate manager keeps the
+    // leaf's fields on the entry itself. Read either.
+    json leaf = c;
     if (c.contains("certChain") && c["certChain"].is_array() && !c["certChain"].empty()) {
       leaf = c["certChain"][0];
     }

@@ -36,6 +36,13 @@ TEST_CASE("services and certificates pick the fields an operator looks for") {
   std::string t = render_section_table("certificates", certs);
   CHECK(t.starts_with("IDENTITY"));
   CHECK(t.find("spiffe://cluster.local/ns/a/sa/sleep   Available   1a") != std::string::npos);
+
+  // Ambit's own certificate manager dump keeps the leaf's fields on the entry.
+  json flat = json::parse(R"([{"identity":"spiffe://cluster.local/ns/a/sa/web",
+      "state":"available","serialNumber":"2b","validFrom":"t2","expirationTime":"t3"}])");
+  std::string f = render_section_table("certificates", flat);
+  CHECK(f.find("spiffe://cluster.local/ns/a/sa/web   available   2b              t2           t3") !=
+        std::string::npos);
 }
 
 TEST_CASE("unknown sections get one column per scalar field, in key order") {
