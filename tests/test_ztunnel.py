@@ -205,6 +205,13 @@ def test_cross_node_call_is_mutual_tls_hbone_with_both_identities(mesh):
                 if "connection complete" in line and SLEEP in line and ECHO in line]
     assert eventually(logged, what="node-1's access log names both identities")
 
+    def outbound_from_pod_ip():
+        # The app's socket has a loopback source after capture; the mesh must see the pod IP.
+        return [line for line in ztunnel_log("node-0").splitlines()
+                if "connection complete" in line and 'direction="outbound"' in line
+                and f"src.addr={sleep_ip}:" in line]
+    assert eventually(outbound_from_pod_ip, what="node-0's outbound record has the pod IP as source")
+
 
 def test_ztunnels_are_ready_with_certificates_for_their_pods(mesh):
     nodes = {n["name"]: n for n in mesh.status()["nodes"]}

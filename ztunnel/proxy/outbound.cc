@@ -192,6 +192,12 @@ io::Task<void> serve_outbound(std::shared_ptr<WorkerState> st, std::shared_ptr<P
   const int fd = accepted.fd;
   LiveConnection conn(*st, pod, ConnectionDirection::outbound);
   if (auto c = to_state_addr(accepted.peer)) conn.src = *c;
+  // The capture rewrote the app's connect to 127.0.0.1:15001, so the kernel gave the socket a
+  // loopback source. In the mesh the app is its pod IP: that is what policies (ipBlocks), the
+  // forwarded header and the access log must see.
+  if (conn.src.ip.is_v4() && conn.src.ip.in_prefix(IpAddr::v4(127, 0, 0, 0), 8)) {
+    if (auto pod_ip = IpAddr::parse(pod->pod->pod.ip); pod_ip.ok()) conn.src.ip = *pod_ip;
+  }
   Result<Upstream> up = co_await open_upstream(st, pod, conn, fd);
   if (!up.ok() || conn.closed_by) {
     ++st->refused;
