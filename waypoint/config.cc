@@ -1,40 +1,16 @@
 #include "waypoint/config.h"
 
 #include <charconv>
-#include <cstdlib>
 
+#include "common/io/cli_flags.h"
 #include "common/io/socket.h"
 
 namespace ambit::waypoint {
 namespace {
 
-Error bad(std::string_view flag, std::string why) {
-  return make_error(Errc::config, "--" + std::string(flag) + ": " + why);
-}
-
-// ":15020" listens on every address, as Istio writes it; anything else must be IP:PORT.
-Result<std::string> listen_address(std::string_view flag, std::string_view text) {
-  std::string full(text);
-  if (!full.empty() && full.front() == ':') full = "0.0.0.0" + full;
-  auto parsed = io::SocketAddress::parse(full);
-  if (!parsed) return bad(flag, "'" + std::string(text) + "' is not IP:PORT or :PORT");
-  return parsed->to_string();
-}
-
-// "host:port" for a gRPC target: a port is required, the host may be a name.
-Status check_target(std::string_view flag, std::string_view text) {
-  auto colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) {
-    return bad(flag, "'" + std::string(text) + "' is not HOST:PORT");
-  }
-  unsigned port = 0;
-  auto digits = text.substr(colon + 1);
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-  if (ec != std::errc{} || end != digits.data() + digits.size() || port == 0 || port > 65535) {
-    return bad(flag, "port '" + std::string(digits) + "' is not in 1..65535");
-  }
-  return {};
-}
+constexpr auto* bad = &io::flag_error;
+using io::check_target;
+using io::listen_address;
 
 struct Parser {
   Config cfg;
@@ -131,37 +107,19 @@ struct Parser {
 
 }  // namespace
 
-EnvLookup process_env() {
-  return [](std::string_view name) -> std::optional<std::string> {
-    const char* v = std::getenv(std::string(name).c_str());
-    if (v == nullptr) return std::nullopt;
-    return std::string(v);
-  };
-}
+EnvLookup process_env() { return io::process_env(); }
 
 Result<Config> parse_config(std::span<const std::string_view> args, const EnvLookup& env) {
   Parser p;
   p.apply_env(env);
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string_view a = args[i];
-    if (a == "-h" || a == "--help") {
-      p.cfg.show_help = true;
-      return p.cfg;
-    }
-    if (!a.starts_with("--")) {
-      return make_error(Errc::config, "unexpected argument '" + std::string(a) + "' (see --help)");
-    }
-    a.remove_prefix(2);
-    std::string_view flag = a, value;
-    if (auto eq = a.find('='); eq != std::string_view::npos) {
-      flag = a.substr(0, eq);
-      value = a.substr(eq + 1);
-    } else {
-      if (i + 1 >= args.size()) return bad(flag, "needs a value");
-      value = args[++i];
-    }
-    if (Status s = p.apply(flag, value); !s) return s.take_error();
+  if (Status s = io::scan_flags(args, &p.cfg.show_help,
+                                 [&](std::string_view flag, std::string_view value) {
+                                   return p.apply(flag, value);
+                                 });
+      !s) {
+    return s.take_error();
   }
+  if (p.cfg.show_help) return p.cfg;
   if (Status s = p.finish(); !s) return s.take_error();
   return p.cfg;
 }

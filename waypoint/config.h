@@ -16,6 +16,7 @@
 
 #include "common/base/error.h"
 #include "common/base/log.h"
+#include "common/io/cli_flags.h"
 #include "common/tls/spiffe.h"
 
 namespace ambit::waypoint {
@@ -55,7 +56,7 @@ struct Config {
   std::string hostname() const { return gateway_name + "." + ns + ".svc." + domain_suffix; }
 };
 
-using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
+using EnvLookup = io::EnvLookup;
 EnvLookup process_env();
 
 // `args` excludes argv[0]. Accepts "--flag value" and "--flag=value". Errc::config naming the

@@ -16,6 +16,7 @@
 
 #include "common/base/error.h"
 #include "common/base/log.h"
+#include "common/io/cli_flags.h"
 #include "ztunnel/redirect/enrollment.h"
 
 namespace ambit::ztunnel {
@@ -56,7 +57,7 @@ struct Config {
 };
 
 // Reads one environment variable; nullopt when unset.
-using EnvLookup = std::function<std::optional<std::string>(std::string_view name)>;
+using EnvLookup = io::EnvLookup;
 EnvLookup process_env();
 
 // `args` excludes argv[0]. Accepts "--flag value" and "--flag=value". Errc::config naming the
