@@ -1,14 +1,11 @@
 // waypoint: wiring only. Flags/env -> Config, start the app, wait for SIGTERM/SIGINT or
 // POST /quitquitquit, then stop gracefully.
-#include <signal.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "common/base/log.h"
+#include "common/io/stop_signals.h"
 #include "waypoint/app/app.h"
 #include "waypoint/config.h"
 
@@ -28,30 +25,18 @@ int main(int argc, char** argv) {
   log::init(cfg->log_format, cfg->log_level);
   auto logger = log::get("waypoint");
 
-  // Blocked before any thread exists so that only the waiter below takes them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  io::StopSignals stop_signals;  // before any thread exists
 
   auto app = waypoint::WaypointApp::start(*cfg);
   if (!app) {
     logger->error("cannot start: {}", app.error().to_string());
     return 1;
   }
-  std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    (*app)->request_stop();
-  });
+  stop_signals.watch([&] { (*app)->request_stop(); });
   (*app)->wait();
   logger->info("stopping");
   (*app)->shutdown();
-  // Ends the waiter when the stop came through the admin endpoint instead of a signal.
-  kill(getpid(), SIGTERM);
-  waiter.join();
+  stop_signals.release();
   logger->info("stopped");
   return 0;
 }

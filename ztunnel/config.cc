@@ -12,7 +12,6 @@ namespace {
 
 constexpr auto* bad = &io::flag_error;
 using io::check_target;
-using io::listen_address;
 
 struct Parser {
   Config cfg;
@@ -119,20 +118,9 @@ struct Parser {
     if (!io::SocketAddress::from_ip_port(cfg.instance_ip, 0)) {
       return bad("instance-ip", "'" + cfg.instance_ip + "' is not an IP address");
     }
-    struct Listen {
-      const char* flag;
-      std::string* field;
-      bool may_be_off;
-    };
-    for (auto [flag, field, may_be_off] : {Listen{"admin-address", &cfg.admin_address, true},
-                                           Listen{"metrics-address", &cfg.metrics_address, false},
-                                           Listen{"readiness-address", &cfg.readiness_address, false}}) {
-      if (field->empty() && may_be_off) continue;
-      auto norm = listen_address(flag, *field);
-      if (!norm) return norm.take_error();
-      *field = *norm;
-    }
-    return {};
+    return io::normalize_listen_addresses({{"admin-address", &cfg.admin_address, true},
+                                            {"metrics-address", &cfg.metrics_address, false},
+                                            {"readiness-address", &cfg.readiness_address, false}});
   }
 };
 

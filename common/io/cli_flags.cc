@@ -27,6 +27,16 @@ Result<std::string> listen_address(std::string_view flag, std::string_view text)
   return parsed->to_string();
 }
 
+Status normalize_listen_addresses(std::initializer_list<ListenFlag> flags) {
+  for (const ListenFlag& f : flags) {
+    if (f.address->empty() && f.may_be_off) continue;
+    auto norm = listen_address(f.flag, *f.address);
+    if (!norm) return norm.take_error();
+    *f.address = *norm;
+  }
+  return {};
+}
+
 Status check_target(std::string_view flag, std::string_view text) {
   auto colon = text.rfind(':');
   if (colon == std::string_view::npos || colon == 0 || colon + 1 == text.size()) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
@@ -22,6 +23,15 @@ Error flag_error(std::string_view flag, std::string why);
 // ":15020" listens on every address, as Istio writes it; anything else must be IP:PORT.
 // Returns the normalized "ip:port".
 Result<std::string> listen_address(std::string_view flag, std::string_view text);
+
+// Normalizes each listen flag's address in place (listen_address); an empty address is
+// allowed only where `may_be_off` says the listener can be switched off.
+struct ListenFlag {
+  const char* flag;
+  std::string* address;
+  bool may_be_off;
+};
+Status normalize_listen_addresses(std::initializer_list<ListenFlag> flags);
 
 // "host:port" for a gRPC target: a port is required, the host may be a name.
 Status check_target(std::string_view flag, std::string_view text);
