@@ -42,16 +42,4 @@ std::vector<EndpointCandidate> eligible_endpoints(const ztunnel::WorkloadStore& 
   return out;
 }
 
-size_t pick_least_request(const std::vector<EndpointCandidate>& candidates,
-                          const std::map<std::string, uint32_t>& in_flight, RandomSource& random) {
-  if (candidates.size() <= 1) return 0;
-  size_t a = random.below(candidates.size());
-  size_t b = random.below(candidates.size());
-  auto load = [&](size_t i) {
-    auto it = in_flight.find(candidates[i].ip);
-    return it == in_flight.end() ? 0u : it->second;
-  };
-  return load(b) < load(a) ? b : a;
-}
-
 }  // namespace ambit::waypoint

@@ -1,6 +1,5 @@
-// Which pod a routed request goes to: the endpoints of the destination service (or of its
-// subset) from the workload store, and the default load balancing, least request (two random
-// choices, the one with fewer requests in flight on this worker wins, as Envoy does).
+// Which pods a routed request may go to: the endpoints of the destination service (or of its
+// subset) from the workload store. Choosing one of them is the cluster's job (cluster.h).
 //
 // Subset labels are matched against what the workload store knows of a pod: `app` and
 // `version` (its canonical service and revision, which the control plane takes from those
@@ -36,10 +35,5 @@ std::vector<EndpointCandidate> eligible_endpoints(const ztunnel::WorkloadStore& 
                                                   const ztunnel::Service& svc,
                                                   uint32_t service_port,
                                                   const DestinationPolicy* policy);
-
-// Least request over `candidates` (non-empty): two random picks, fewer in flight wins (the
-// first pick on a tie). `in_flight(ip)` reports the worker's requests in flight per endpoint.
-size_t pick_least_request(const std::vector<EndpointCandidate>& candidates,
-                          const std::map<std::string, uint32_t>& in_flight, RandomSource& random);
 
 }  // namespace ambit::waypoint

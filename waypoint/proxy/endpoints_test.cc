@@ -30,16 +30,6 @@ std::shared_ptr<const ztunnel::WorkloadStore> reviews_mesh() {
   return mb.build();
 }
 
-class Sequence final : public RandomSource {
- public:
-  explicit Sequence(std::vector<uint64_t> v) : v_(std::move(v)) {}
-  uint64_t below(uint64_t bound) override { return v_[i_++ % v_.size()] % bound; }
-
- private:
-  std::vector<uint64_t> v_;
-  size_t i_ = 0;
-};
-
 }  // namespace
 
 TEST_CASE("a subset keeps only its healthy pods, at the pod's own target port") {
@@ -57,19 +47,6 @@ TEST_CASE("a subset keeps only its healthy pods, at the pod's own target port") 
   auto all = eligible_endpoints(*store, *svc, 9080, nullptr);
   CHECK(all.size() == 2);  // the unhealthy pod never receives requests
   CHECK(eligible_endpoints(*store, *svc, 1234, nullptr).empty());
-}
-
-TEST_CASE("least request prefers the less busy of two random picks") {
-  auto store = reviews_mesh();
-  auto eps = eligible_endpoints(*store, *store->service_by_key(kReviews), 9080, nullptr);
-  REQUIRE(eps.size() == 2);
-  std::map<std::string, uint32_t> busy{{eps[0].ip, 5}};
-  Sequence picks({0, 1});
-  CHECK(pick_least_request(eps, busy, picks) == 1);
-  Sequence same({0, 0});
-  CHECK(pick_least_request(eps, busy, same) == 0);  // both picks the same: no choice
-  Sequence tie({1, 0});
-  CHECK(pick_least_request(eps, {}, tie) == 1);  // a tie keeps the first pick
 }
 
 TEST_CASE("the namespace of a service hostname") {

@@ -5,6 +5,7 @@
 
 #include "common/base/log.h"
 #include "common/hbone/headers.h"
+#include "waypoint/proxy/cluster.h"
 #include "waypoint/proxy/endpoints.h"
 
 namespace ambit::waypoint {
@@ -218,6 +219,11 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
     rec.add_flag("UH");
     co_return local_reply(503, "no healthy upstream");
   }
+  std::shared_ptr<Cluster> cluster =
+      fc.proxy.clusters->get(cluster_name(route.destination_port, dest.subset, dest.host));
+  cluster->configure(*policy);
+  const HashInput hash_input{headers, request.target, client_ip};
+  std::string set_cookie;
 
   const io::TimePoint start = fc.loop.now();
   const io::TimePoint overall =
@@ -228,8 +234,14 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
   AttemptOutcome last;
   for (uint32_t n = 1; n <= max_tries; ++n) {
     rec.attempts = n;
-    size_t idx = pick_least_request(candidates, fc.in_flight, fc.random);
-    const EndpointCandidate& ep = candidates[idx];
+    std::optional<Cluster::Choice> choice =
+        cluster->choose(candidates, hash_input, fc.random, fc.loop.now());
+    if (!choice) {
+      rec.add_flag("UH");
+      co_return local_reply(503, "no healthy upstream");
+    }
+    if (!choice->set_cookie.empty()) set_cookie = choice->set_cookie;
+    const EndpointCandidate& ep = candidates[choice->index];
     rec.upstream_host = ep.ip + ":" + std::to_string(ep.target_port);
     rec.destination_workload = ep.workload->workload_name.empty() ? ep.workload->name
                                                                    : ep.workload->workload_name;
@@ -246,9 +258,9 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
     if (retry.per_try_timeout && retry.per_try_timeout->count() > 0) {
       deadline = std::min(deadline, fc.loop.now() + *retry.per_try_timeout);
     }
-    ++fc.in_flight[ep.ip];
+    EndpointLoad load(cluster->endpoint(endpoint_address(ep)));
     last = co_await attempt_once(fc, ep, std::move(wire), head, client_ip, deadline);
-    if (--fc.in_flight[ep.ip] == 0) fc.in_flight.erase(ep.ip);
+    load = EndpointLoad();
 
     const bool overall_expired = fc.loop.now() >= overall;
     if (last.end == AttemptEnd::timeout && overall_expired) break;
@@ -270,6 +282,7 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
   reply.status = last.response.status;
   reply.headers = std::move(last.response.headers);
   reply.body = std::move(last.response.body);
+  if (!set_cookie.empty()) reply.headers.add("set-cookie", set_cookie);
   co_return reply;
 }
 

@@ -28,7 +28,6 @@ struct ForwardContext {
   const ProxyContext& proxy;
   hbone::HboneClientPool& pool;
   RandomSource& random;
-  std::map<std::string, uint32_t>& in_flight;  // requests in flight per endpoint IP
 };
 
 struct UpstreamReply {

@@ -22,7 +22,6 @@ struct WaypointWorker::State {
   std::shared_ptr<const ProxyContext> ctx;
   hbone::HboneClientPool pool;
   SeededRandom random;
-  std::map<std::string, uint32_t> in_flight;
   int listen_fd = -1;
   io::CancelToken accept_cancel;
   std::shared_ptr<spdlog::logger> logger = log::get("waypoint");
@@ -149,7 +148,7 @@ io::Task<Reply> serve_request(StatePtr st, const hbone::InboundConnect& c,
         }
         HeaderMap up = req.headers;
         routed.apply_request_headers(up);
-        ForwardContext fc{st->loop, *st->ctx, st->pool, st->random, st->in_flight};
+        ForwardContext fc{st->loop, *st->ctx, st->pool, st->random};
         reply = co_await forward(fc, *store, *snap, routed, msg, up, req.source.ip, rec);
         break;
       }

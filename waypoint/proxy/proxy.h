@@ -3,12 +3,13 @@
 //
 //   accept -> HboneServerConnection (peer must hold a mesh identity of the trust domain)
 //     -> CONNECT (authority = service VIP:port) -> service in the workload store -> 200
-//     -> per request: L7 authz -> route -> endpoint (least request) -> HBONE to pod_ip:15008
+//     -> per request: L7 authz -> route -> cluster picks an endpoint -> HBONE to pod_ip:15008
 //        (:authority pod_ip:target_port, this waypoint's identity) -> response, with retries
 //        and timeouts, then response header edits -> client
 //
 // Threads: one WaypointWorker per io loop; nothing is shared between workers except the
-// read-only snapshots the context hands out and the (thread-safe) metrics.
+// read-only snapshots the context hands out, the (thread-safe) metrics and the destination
+// clusters (atomics and a lock per cluster).
 #pragma once
 
 #include <functional>
@@ -21,6 +22,7 @@
 #include "common/hbone/pool.h"
 #include "common/io/event_loop.h"
 #include "common/tls/context.h"
+#include "waypoint/proxy/cluster.h"
 #include "waypoint/proxy/request_metrics.h"
 #include "waypoint/route/l7_snapshot.h"
 #include "ztunnel/state/workload_store.h"
@@ -35,6 +37,8 @@ struct ProxyContext {
   std::function<std::shared_ptr<tls::TlsContext>()> tls;
   std::string identity;  // its SPIFFE URI
   RequestMetrics* metrics = nullptr;
+  // Destination clusters (load balancing, limits, outlier state), shared by all workers.
+  std::shared_ptr<ClusterRegistry> clusters = std::make_shared<ClusterRegistry>();
 };
 
 class WaypointWorker {

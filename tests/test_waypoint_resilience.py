@@ -1,0 +1,132 @@
+"""What the waypoint does between "the route picked a service" and "send to a pod", end to end
+in a lab (root; skips otherwise): load balancing, circuit breaking and outlier detection from
+DestinationRules (tests/manifests/resilience), seen from real curl in a client pod and from
+`ambitctl` against the waypoint's admin endpoint.
+
+One lab serves the whole module; the test that scales a Deployment down runs last. Only one
+lab can exist on a machine: the module waits while someone else's lab is up.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+import time
+
+import pytest
+
+from conftest import MANIFESTS, Lab, run_lab
+
+MESH = os.path.join(MANIFESTS, "resilience")
+APPLY = os.path.join(MANIFESTS, "resilience-apply")
+RUN_DIR = "/run/ambit-lab"
+CLIENT = "client/sleep-0"
+WAYPOINT = "res/waypoint-0"
+
+
+def _wait_for_foreign_lab(timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while os.path.exists(RUN_DIR):
+        if time.monotonic() > deadline:
+            pytest.skip(f"another lab has been up for {timeout:.0f}s ({RUN_DIR}); not taking it down")
+        time.sleep(5)
+
+
+@pytest.fixture(scope="module")
+def mesh(require_root, echo_bin, build_dir):
+    for binary in (os.path.join(build_dir, "ztunnel", "ztunnel"), os.path.join(build_dir, "waypoint", "waypoint")):
+        if not os.access(binary, os.X_OK):
+            pytest.fail(f"{binary} is not built: run tools/test (or set AMBIT_BUILD_DIR)")
+    _wait_for_foreign_lab()
+    lab = Lab(echo_bin, MESH)
+    lab.up_result = lab.run("up", MESH, timeout=240)
+    try:
+        assert lab.up_result.returncode == 0, f"up failed:\n{lab.up_result.stdout}\n{lab.up_result.stderr}"
+        _wait_serving(lab, "http://rr.res/get")
+        yield lab
+    finally:
+        run_lab("down", echo=echo_bin, timeout=120)
+
+
+def _wait_serving(lab: Lab, url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        done = lab.exec(CLIENT, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", url)
+        last = done.stdout + done.stderr
+        if done.stdout.strip() == "200":
+            return
+        time.sleep(0.5)
+    pytest.fail(f"no answer through the waypoint after {timeout:.0f}s: {last}")
+
+
+def _requests(lab: Lab, script_body: str, timeout: float = 300) -> list[list[str]]:
+    """Runs a shell loop in the client pod; each output line split in words."""
+    done = lab.exec(CLIENT, "sh", "-c", script_body, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return [line.split() for line in done.stdout.splitlines() if line.strip()]
+
+
+def _served_by(lab: Lab, url: str, count: int, *extra: str) -> list[tuple[str, str]]:
+    """(status, x-pod-name) of `count` sequential requests."""
+    fmt = "%{http_code} %header{x-pod-name}\\n"
+    script = (f"for i in $(seq {count}); do curl -s -o /dev/null --max-time 5 -w '{fmt}' "
+              f"{' '.join(extra)} {url}; done")
+    rows = _requests(lab, script)
+    return [(r[0], r[1] if len(r) > 1 else "-") for r in rows]
+
+
+def _users(lab: Lab, users: int, repeat: int) -> dict[str, set[str]]:
+    """user -> pods that served it, `repeat` requests per user to sticky (hash on x-user)."""
+    fmt = "%header{x-pod-name}\\n"
+    script = (f"for u in $(seq {users}); do for k in $(seq {repeat}); do "
+              f"echo \"u$u $(curl -s -o /dev/null --max-time 5 -w '{fmt}' -H \"x-user: u$u\" http://sticky.res/get)\"; "
+              "done; done")
+    out: dict[str, set[str]] = collections.defaultdict(set)
+    for row in _requests(lab, script):
+        out[row[0]].add(row[1] if len(row) > 1 else "-")
+    return out
+
+
+def ambitctl(lab: Lab, build_dir: str, *args: str) -> str:
+    done = lab.exec(WAYPOINT, os.path.join(build_dir, "tools", "ambitctl", "ambitctl"),
+                    "--admin", "127.0.0.1:15000", *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_round_robin_spreads_300_requests_evenly_over_3_endpoints(mesh):
+    served = _served_by(mesh, "http://rr.res/get", 300)
+    assert all(status == "200" for status, _ in served), served
+    pods = collections.Counter(pod for _, pod in served)
+    assert len(pods) == 3, pods
+    for pod, n in pods.items():
+        assert 95 <= n <= 105, f"{pod} served {n} of 300 (want 100 +- 5%): {pods}"
+
+
+def test_consistent_hash_keeps_each_user_on_one_endpoint(mesh):
+    users = _users(mesh, 30, 3)
+    assert len(users) == 30
+    assert all(len(pods) == 1 for pods in users.values()), users
+    assert len({next(iter(p)) for p in users.values()}) >= 2, "every user on one pod"
+
+
+def test_zz_consistent_hash_moves_only_users_of_the_endpoint_that_left(mesh):
+    """Last in the module: scales echo from 3 pods to 2 (echo-2 goes away)."""
+    before = {u: next(iter(p)) for u, p in _users(mesh, 60, 1).items()}
+    assert len(set(before.values())) == 3, before
+    applied = mesh.run("apply", os.path.join(APPLY, "echo-two-replicas.yaml"))
+    assert applied.returncode == 0, applied.stderr
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        pods = {pod for _, pod in _served_by(mesh, "http://rr.res/get", 9)}
+        if "echo-2" not in pods:
+            break
+        time.sleep(0.5)
+    after = {u: next(iter(p)) for u, p in _users(mesh, 60, 1).items()}
+    assert "echo-2" not in after.values(), after
+    moved = [u for u in before if before[u] != after[u]]
+    assert all(before[u] == "echo-2" for u in moved), [(u, before[u], after[u]) for u in moved]
+    assert len(moved) <= 60 // 3 + 8, f"{len(moved)} of 60 users moved: {moved}"

@@ -1,0 +1,139 @@
+#include "waypoint/proxy/cluster.h"
+
+namespace ambit::waypoint {
+
+std::string cluster_name(uint32_t port, const std::string& subset, const std::string& host) {
+  return "outbound|" + std::to_string(port) + "|" + subset + "|" + host;
+}
+
+std::string endpoint_address(const EndpointCandidate& c) {
+  return c.ip + ":" + std::to_string(c.target_port);
+}
+
+EndpointLoad::EndpointLoad(std::shared_ptr<EndpointStats> s) : stats_(std::move(s)) {
+  if (stats_) {
+    stats_->in_flight.fetch_add(1, std::memory_order_relaxed);
+    stats_->requests.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+EndpointLoad& EndpointLoad::operator=(EndpointLoad&& o) noexcept {
+  if (this != &o) {
+    release();
+    stats_ = std::move(o.stats_);
+  }
+  return *this;
+}
+
+EndpointLoad::~EndpointLoad() { release(); }
+
+void EndpointLoad::release() {
+  if (stats_) stats_->in_flight.fetch_sub(1, std::memory_order_relaxed);
+  stats_.reset();
+}
+
+void Cluster::configure(const DestinationPolicy& policy) {
+  std::lock_guard lock(mu_);
+  policy_ = policy;
+  outlier_.configure(policy.outlier_detection);
+}
+
+LoadBalancer Cluster::load_balancer() const {
+  std::lock_guard lock(mu_);
+  return policy_.load_balancer;
+}
+
+std::shared_ptr<EndpointStats> Cluster::endpoint(const std::string& address) {
+  std::lock_guard lock(mu_);
+  auto& s = endpoints_[address];
+  if (!s) s = std::make_shared<EndpointStats>();
+  return s;
+}
+
+size_t Cluster::least_request(const std::vector<std::string>& addresses, RandomSource& random) {
+  auto load = [&](size_t i) -> uint32_t {
+    auto it = endpoints_.find(addresses[i]);
+    return it == endpoints_.end() ? 0u : it->second->in_flight.load(std::memory_order_relaxed);
+  };
+  return pick_two_choices(addresses.size(), load, random);
+}
+
+// Called with mu_ held; `addresses` are the usable endpoints, non-empty.
+size_t Cluster::pick_by_policy(const LoadBalancer& lb, const std::vector<std::string>& addresses,
+                               const HashInput& request, RandomSource& random,
+                               std::string& set_cookie) {
+  switch (lb.policy) {
+    case LbPolicy::round_robin:
+      return round_robin_.fetch_add(1, std::memory_order_relaxed) % addresses.size();
+    case LbPolicy::random: return random.below(addresses.size());
+    case LbPolicy::passthrough:
+      if (auto named = request.headers.get(kOriginalDstHeader)) {
+        for (size_t i = 0; i < addresses.size(); ++i) {
+          if (addresses[i] == *named) return i;
+        }
+      }
+      return least_request(addresses, random);
+    case LbPolicy::least_request: return least_request(addresses, random);
+    case LbPolicy::consistent_hash: break;
+  }
+  if (!lb.hash) return least_request(addresses, random);
+  const ConsistentHash& h = *lb.hash;
+  std::optional<std::string> key = request_hash_key(h, request);
+  if (!key && h.key == ConsistentHash::Key::cookie && h.cookie_ttl) {
+    // Envoy issues the cookie when it is missing; its value then steers the next requests.
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string value;
+    for (int i = 0; i < 16; ++i) value += kHex[random.below(16)];
+    set_cookie = issue_cookie(h, value);
+    key = std::move(value);
+  }
+  if (!key) return random.below(addresses.size());
+  std::string signature = std::to_string(static_cast<int>(h.algorithm)) + "/" +
+                          std::to_string(h.table_size);
+  for (const auto& a : addresses) signature += "," + a;
+  if (!hash_table_ || signature != hash_signature_) {
+    hash_table_ = build_hash_table(h, addresses);
+    hash_signature_ = std::move(signature);
+  }
+  return hash_table_->pick(hash_key(*key));
+}
+
+std::optional<Cluster::Choice> Cluster::choose(const std::vector<EndpointCandidate>& candidates,
+                                               const HashInput& request, RandomSource& random,
+                                               SteadyTime now) {
+  if (candidates.empty()) return std::nullopt;
+  std::vector<std::string> all;
+  all.reserve(candidates.size());
+  for (const auto& c : candidates) all.push_back(endpoint_address(c));
+
+  std::lock_guard lock(mu_);
+  std::vector<bool> usable = outlier_.usable(all, now);
+  std::vector<std::string> addresses;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (!usable[i]) continue;
+    addresses.push_back(all[i]);
+    index.push_back(i);
+  }
+  if (addresses.empty()) return std::nullopt;
+  Choice c;
+  size_t picked = pick_by_policy(policy_.load_balancer, addresses, request, random, c.set_cookie);
+  c.index = index[picked];
+  return c;
+}
+
+std::shared_ptr<Cluster> ClusterRegistry::get(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto& c = clusters_[name];
+  if (!c) c = std::make_shared<Cluster>(name);
+  return c;
+}
+
+std::vector<std::shared_ptr<Cluster>> ClusterRegistry::all() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<Cluster>> out;
+  for (const auto& [name, c] : clusters_) out.push_back(c);
+  return out;
+}
+
+}  // namespace ambit::waypoint
