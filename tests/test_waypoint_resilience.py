@@ -113,6 +113,36 @@ def test_consistent_hash_keeps_each_user_on_one_endpoint(mesh):
     assert len({next(iter(p)) for p in users.values()}) >= 2, "every user on one pod"
 
 
+def _waypoint_metrics(lab: Lab) -> str:
+    pod = next(p for p in lab.status()["pods"] if p["name"] == "waypoint-0")
+    done = lab.exec(WAYPOINT, "curl", "-s", "--max-time", "3", f"http://{pod['ip']}:15020/metrics")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _series(metrics: str, service: str, code: str, flags: str) -> int:
+    total = 0
+    for m in re.finditer(r'istio_requests_total\{([^}]*)\} (\d+)', metrics):
+        labels = m.group(1)
+        if (f'destination_service="{service}"' in labels and f'response_code="{code}"' in labels
+                and f'response_flags="{flags}"' in labels):
+            total += int(m.group(2))
+    return total
+
+
+def test_max_connections_1_pending_1_turns_the_excess_of_20_slow_requests_into_503_uo(mesh):
+    script = ("for i in $(seq 20); do curl -s -o /dev/null --max-time 10 -w '%{http_code}\\n' "
+              "http://slow.res/delay/1 & done; wait")
+    codes = collections.Counter(row[0] for row in _requests(mesh, script))
+    assert set(codes) <= {"200", "503"}, codes
+    assert codes["200"] >= 2, codes  # the one streaming and the one pending
+    assert codes["503"] >= 15, codes
+    metrics = _waypoint_metrics(mesh)
+    assert _series(metrics, "slow.res.svc.cluster.local", "503", "UO") == codes["503"], codes
+    log = open(os.path.join(RUN_DIR, "logs", "waypoint_res_waypoint-0.log")).read()
+    assert re.search(r'"GET /delay/1 HTTP/1.1" 503 UO details=pending_overflow', log), log[-2000:]
+
+
 def test_zz_consistent_hash_moves_only_users_of_the_endpoint_that_left(mesh):
     """Last in the module: scales echo from 3 pods to 2 (echo-2 goes away)."""
     before = {u: next(iter(p)) for u, p in _users(mesh, 60, 1).items()}

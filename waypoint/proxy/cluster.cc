@@ -122,6 +122,98 @@ std::optional<Cluster::Choice> Cluster::choose(const std::vector<EndpointCandida
   return c;
 }
 
+Cluster::Slot& Cluster::Slot::operator=(Slot&& o) noexcept {
+  if (this != &o) {
+    release();
+    cluster_ = std::exchange(o.cluster_, nullptr);
+  }
+  return *this;
+}
+
+void Cluster::Slot::release() {
+  if (cluster_ == nullptr) return;
+  std::lock_guard lock(cluster_->mu_);
+  --cluster_->active_streams_;
+  cluster_ = nullptr;
+}
+
+Cluster::Admission Cluster::try_admit(bool waiting, Slot& slot) {
+  std::lock_guard lock(mu_);
+  const ConnectionPool& limits = policy_.connection_pool;
+  auto count_pending_overflow = [&] {
+    if (waiting) --pending_;
+    ++overflow_pending_;
+    return Admission::overflow_pending;
+  };
+  if (active_streams_ >= limits.http2_max_requests) {
+    if (waiting) --pending_;
+    ++overflow_requests_;
+    return Admission::overflow_requests;
+  }
+  // Those already waiting go first.
+  const bool free = active_streams_ < limits.max_connections && (waiting || pending_ == 0);
+  if (free) {
+    if (waiting) --pending_;
+    ++active_streams_;
+    slot = Slot(this);
+    return Admission::admitted;
+  }
+  if (waiting) return Admission::wait;
+  if (pending_ >= limits.http1_max_pending_requests) return count_pending_overflow();
+  ++pending_;
+  return Admission::wait;
+}
+
+void Cluster::leave_pending() {
+  std::lock_guard lock(mu_);
+  if (pending_ > 0) --pending_;
+}
+
+io::Task<Cluster::Admission> Cluster::admit(io::EventLoop& loop, io::TimePoint deadline,
+                                            Slot& slot) {
+  Admission a = try_admit(false, slot);
+  while (a == Admission::wait) {
+    if (loop.now() >= deadline) {
+      leave_pending();
+      co_return Admission::wait;
+    }
+    Status slept = co_await loop.sleep(kPendingPoll);
+    if (!slept.ok()) {
+      leave_pending();
+      co_return Admission::wait;
+    }
+    a = try_admit(true, slot);
+  }
+  co_return a;
+}
+
+bool Cluster::try_retry() {
+  std::lock_guard lock(mu_);
+  if (active_retries_ >= policy_.connection_pool.max_retries) {
+    ++overflow_retries_;
+    return false;
+  }
+  ++active_retries_;
+  return true;
+}
+
+void Cluster::end_retry() {
+  std::lock_guard lock(mu_);
+  if (active_retries_ > 0) --active_retries_;
+}
+
+ClusterCounters Cluster::counters() const {
+  std::lock_guard lock(mu_);
+  ClusterCounters c;
+  c.active_streams = active_streams_;
+  c.pending = pending_;
+  c.active_retries = active_retries_;
+  c.overflow_pending = overflow_pending_;
+  c.overflow_requests = overflow_requests_;
+  c.overflow_retries = overflow_retries_;
+  return c;
+}
+
 std::shared_ptr<Cluster> ClusterRegistry::get(const std::string& name) {
   std::lock_guard lock(mu_);
   auto& c = clusters_[name];

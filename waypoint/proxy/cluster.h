@@ -3,9 +3,23 @@
 // One Cluster per name, shared by every worker thread (ClusterRegistry); its counters are
 // atomics and the rest sits behind one small lock per cluster.
 //
-// Per request the data path asks the cluster to choose an endpoint (load_balancer.h for the
-// policies), then holds an EndpointLoad for the attempt so that least request and the admin
-// dump see the requests in flight.
+// Per attempt the data path first asks the cluster for a slot (circuit breaking), then to
+// choose an endpoint (load_balancer.h for the policies), holds an EndpointLoad while the
+// attempt runs so that least request and the admin dump see the requests in flight, and
+// reports the outcome (outlier.h).
+//
+// Circuit breaking (DestinationRule connectionPool), per cluster and shared by every worker
+// as in Envoy. Each upstream attempt is one HBONE CONNECT stream to the pod (the pod's
+// ztunnel turns it into one TCP connection to the app), so:
+//   tcp.maxConnections          concurrent upstream streams of the cluster; an attempt that
+//                               finds them all busy waits as a pending request,
+//   http.http1MaxPendingRequests how many may wait; beyond it 503 UO at once,
+//   http.http2MaxRequests       concurrent attempts (Envoy's max_requests); beyond it 503 UO,
+//   http.maxRetries             concurrent retries (Envoy's max_retries); beyond it the retry
+//                               is not made (URX),
+//   http.maxRequestsPerConnection  always met: a stream carries exactly one request.
+// A pending attempt waits until a stream frees (checked every kPendingPoll) or the route's
+// deadline passes (504 UT). Overflows are counted per limit for the admin dump.
 #pragma once
 
 #include <atomic>
@@ -15,8 +29,10 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "common/io/event_loop.h"
 #include "waypoint/proxy/endpoints.h"
 #include "waypoint/proxy/load_balancer.h"
 #include "waypoint/proxy/outlier.h"
@@ -49,8 +65,37 @@ class EndpointLoad {
   std::shared_ptr<EndpointStats> stats_;
 };
 
+// The counters of one cluster, for config_dump.
+struct ClusterCounters {
+  uint32_t active_streams = 0, pending = 0, active_retries = 0;
+  uint64_t overflow_pending = 0;   // refused: too many pending (maxConnections reached)
+  uint64_t overflow_requests = 0;  // refused: http2MaxRequests reached
+  uint64_t overflow_retries = 0;   // retries not made: maxRetries reached
+};
+
+inline constexpr std::chrono::milliseconds kPendingPoll{2};
+
 class Cluster {
  public:
+  // Why an attempt may not start.
+  enum class Admission { admitted, wait, overflow_pending, overflow_requests };
+
+  // One admitted attempt's stream and request; released when destroyed.
+  class Slot {
+   public:
+    Slot() = default;
+    Slot(Slot&& o) noexcept : cluster_(std::exchange(o.cluster_, nullptr)) {}
+    Slot& operator=(Slot&& o) noexcept;
+    ~Slot() { release(); }
+    explicit operator bool() const { return cluster_ != nullptr; }
+
+   private:
+    friend class Cluster;
+    explicit Slot(Cluster* c) : cluster_(c) {}
+    void release();
+    Cluster* cluster_ = nullptr;
+  };
+
   explicit Cluster(std::string name) : name_(std::move(name)) {}
   const std::string& name() const { return name_; }
 
@@ -69,6 +114,20 @@ class Cluster {
   // The endpoint's counters (created on first use).
   std::shared_ptr<EndpointStats> endpoint(const std::string& address);
 
+  // Non-blocking: a slot now, or `wait` (the caller then counts as pending and retries with
+  // waiting = true), or an overflow (counted).
+  Admission try_admit(bool waiting, Slot& slot);
+  // The attempt that was waiting gives up (deadline).
+  void leave_pending();
+  // A slot for one attempt, waiting as a pending request when the streams are all busy.
+  io::Task<Admission> admit(io::EventLoop& loop, io::TimePoint deadline, Slot& slot);
+
+  // A retry may start (maxRetries); release with end_retry(). Counts the overflow.
+  bool try_retry();
+  void end_retry();
+
+  ClusterCounters counters() const;
+
  private:
   size_t pick_by_policy(const LoadBalancer& lb, const std::vector<std::string>& addresses,
                         const HashInput& request, RandomSource& random, std::string& set_cookie);
@@ -76,6 +135,9 @@ class Cluster {
 
   const std::string name_;
   std::atomic<uint64_t> round_robin_{0};
+  // Circuit breaking state, under mu_.
+  uint32_t active_streams_ = 0, pending_ = 0, active_retries_ = 0;
+  uint64_t overflow_pending_ = 0, overflow_requests_ = 0, overflow_retries_ = 0;
   mutable std::mutex mu_;
   DestinationPolicy policy_;
   std::map<std::string, std::shared_ptr<EndpointStats>> endpoints_;

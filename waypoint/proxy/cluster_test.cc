@@ -160,3 +160,64 @@ TEST_CASE("cluster names follow Envoy's outbound|port|subset|host") {
 }
 
 }  // namespace ambit::waypoint
+
+namespace ambit::waypoint {
+
+TEST_CASE("maxConnections 1 with one pending: the third concurrent attempt overflows") {
+  DestinationPolicy p;
+  p.connection_pool.max_connections = 1;
+  p.connection_pool.http1_max_pending_requests = 1;
+  Cluster c("x");
+  c.configure(p);
+  Cluster::Slot first, second, third;
+  CHECK(c.try_admit(false, first) == Cluster::Admission::admitted);
+  CHECK(c.try_admit(false, second) == Cluster::Admission::wait);  // now pending
+  CHECK(c.try_admit(false, third) == Cluster::Admission::overflow_pending);
+  CHECK(c.try_admit(true, second) == Cluster::Admission::wait);  // still busy
+  CHECK(c.counters().pending == 1);
+  first = Cluster::Slot();  // the stream ends
+  // A newcomer does not overtake the one waiting.
+  Cluster::Slot newcomer;
+  CHECK(c.try_admit(false, newcomer) == Cluster::Admission::overflow_pending);
+  CHECK(c.try_admit(true, second) == Cluster::Admission::admitted);
+  CHECK(bool(second));
+  ClusterCounters n = c.counters();
+  CHECK(n.active_streams == 1);
+  CHECK(n.pending == 0);
+  CHECK(n.overflow_pending == 2);
+}
+
+TEST_CASE("http2MaxRequests refuses at once, without queueing") {
+  DestinationPolicy p;
+  p.connection_pool.http2_max_requests = 2;
+  Cluster c("x");
+  c.configure(p);
+  Cluster::Slot a, b, d;
+  CHECK(c.try_admit(false, a) == Cluster::Admission::admitted);
+  CHECK(c.try_admit(false, b) == Cluster::Admission::admitted);
+  CHECK(c.try_admit(false, d) == Cluster::Admission::overflow_requests);
+  CHECK(c.counters().overflow_requests == 1);
+  a = Cluster::Slot();
+  CHECK(c.try_admit(false, d) == Cluster::Admission::admitted);
+}
+
+TEST_CASE("unlimited by default; maxRetries bounds concurrent retries") {
+  Cluster c("x");
+  c.configure(DestinationPolicy{});
+  std::vector<Cluster::Slot> slots(500);
+  for (auto& s : slots) CHECK(c.try_admit(false, s) == Cluster::Admission::admitted);
+  CHECK(c.counters().active_streams == 500);
+  slots.clear();
+  CHECK(c.counters().active_streams == 0);
+
+  DestinationPolicy p;
+  p.connection_pool.max_retries = 1;
+  c.configure(p);
+  CHECK(c.try_retry());
+  CHECK_FALSE(c.try_retry());
+  CHECK(c.counters().overflow_retries == 1);
+  c.end_retry();
+  CHECK(c.try_retry());
+}
+
+}  // namespace ambit::waypoint

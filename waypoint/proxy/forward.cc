@@ -182,6 +182,30 @@ UpstreamReply failure_reply(const AttemptOutcome& o, RequestRecord& rec) {
                           "reset reason: connection termination");
 }
 
+// Holds one of the cluster's concurrent retries (maxRetries) for an attempt.
+struct RetryGuard {
+  explicit RetryGuard(Cluster* c) : cluster(c) {}
+  Cluster* cluster = nullptr;
+  RetryGuard(const RetryGuard&) = delete;
+  RetryGuard& operator=(const RetryGuard&) = delete;
+  ~RetryGuard() {
+    if (cluster != nullptr) cluster->end_retry();
+  }
+};
+
+// The answer when the cluster's circuit breakers refuse an attempt.
+UpstreamReply refused_reply(Cluster::Admission a, RequestRecord& rec) {
+  if (a == Cluster::Admission::wait) {  // still pending when the route's deadline passed
+    rec.add_flag("UT");
+    rec.details = "pending_request_timeout";
+    return local_reply(504, "upstream request timeout");
+  }
+  rec.add_flag("UO");
+  rec.details = a == Cluster::Admission::overflow_pending ? "pending_overflow" : "max_requests_overflow";
+  return local_reply(503, "upstream connect error or disconnect/reset before headers. "
+                          "reset reason: overflow");
+}
+
 }  // namespace
 
 UpstreamReply local_reply(uint32_t status, std::string body) {
@@ -232,8 +256,13 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
   const uint32_t max_tries = 1 + (retry.enabled() ? retry.attempts : 0);
   const bool head = request.method == "HEAD";
   AttemptOutcome last;
+  bool retrying = false;
   for (uint32_t n = 1; n <= max_tries; ++n) {
     rec.attempts = n;
+    RetryGuard retry_guard(retrying ? cluster.get() : nullptr);
+    Cluster::Slot slot;
+    Cluster::Admission admitted = co_await cluster->admit(fc.loop, overall, slot);
+    if (admitted != Cluster::Admission::admitted) co_return refused_reply(admitted, rec);
     std::optional<Cluster::Choice> choice =
         cluster->choose(candidates, hash_input, fc.random, fc.loop.now());
     if (!choice) {
@@ -269,6 +298,12 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
       if (n == max_tries && n > 1 && retriable(retry, last)) rec.add_flag("URX");
       break;
     }
+    if (!cluster->try_retry()) {
+      rec.add_flag("URX");
+      rec.details = "retry_overflow";
+      break;
+    }
+    retrying = true;
     log::get("waypoint")->debug("retrying {} {} after attempt {} to {}: {}", request.method,
                                 route.path, n, rec.upstream_host,
                                 last.end == AttemptEnd::response

@@ -115,6 +115,7 @@ void RequestMetrics::finish(const RequestRecord& r) {
                         {"protocol", r.protocol},
                         {"response_code", r.response_code},
                         {"response_flags", r.response_flags},
+                        {"details", r.details.empty() ? "-" : r.details},
                         {"attempts", r.attempts},
                         {"duration_ms", static_cast<uint64_t>(ms)},
                         {"bytes_received", r.request_bytes},
@@ -128,9 +129,10 @@ void RequestMetrics::finish(const RequestRecord& r) {
                         {"destination_workload", r.destination_workload}};
     access_->info("{}", j.dump());
   } else {
-    access_->info("\"{} {} {}\" {} {} attempts={} {}ms in={} out={} authority={} upstream={} "
+    access_->info("\"{} {} {}\" {} {} details={} attempts={} {}ms in={} out={} authority={} upstream={} "
                   "route={} authz={} src={} client={} dst={} workload={}",
-                  r.method, r.path, r.protocol, r.response_code, r.response_flags, r.attempts,
+                  r.method, r.path, r.protocol, r.response_code, r.response_flags,
+                  r.details.empty() ? "-" : r.details, r.attempts,
                   static_cast<uint64_t>(ms), r.request_bytes, r.response_bytes, r.authority,
                   r.upstream_host.empty() ? "-" : r.upstream_host, r.route_name,
                   r.authz.empty() ? "-" : r.authz, r.source_principal,

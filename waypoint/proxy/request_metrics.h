@@ -32,6 +32,7 @@ struct RequestRecord {
   std::string method, path, authority, protocol = "HTTP/1.1";
   uint32_t response_code = 0;
   std::string response_flags = "-";
+  std::string details;  // why a local answer or a refused retry (Envoy's response code details)
   uint32_t attempts = 0;
   std::string authz;  // "allow", "deny ns/name", ...
   uint64_t request_bytes = 0, response_bytes = 0;
