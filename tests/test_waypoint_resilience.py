@@ -143,6 +143,28 @@ def test_max_connections_1_pending_1_turns_the_excess_of_20_slow_requests_into_5
     assert re.search(r'"GET /delay/1 HTTP/1.1" 503 UO details=pending_overflow', log), log[-2000:]
 
 
+def test_outlier_ejects_the_failing_endpoint_then_tries_it_again(mesh):
+    # od: round robin over od-good-0, od-good-1 and od-bad-0 (always 500); 3 consecutive
+    # 5xx eject it for 4 s. 30 requests take well under 4 s.
+    first = _served_by(mesh, "http://od.res/get", 30)
+    failures = [i for i, (status, _) in enumerate(first) if status != "200"]
+    assert len(failures) == 3, first
+    assert all(first[i][0] == "500" for i in failures), first
+    assert all(status == "200" for status, _ in first[failures[-1] + 1:]), first
+    time.sleep(4.5)
+    again = _served_by(mesh, "http://od.res/get", 6)
+    assert any(status == "500" for status, _ in again), f"od-bad-0 not tried again: {again}"
+
+
+def test_outlier_never_ejects_beyond_max_ejection_percent(mesh):
+    # od2: two of three endpoints always fail; maxEjectionPercent 34 lets only one go.
+    served = _served_by(mesh, "http://od2.res/get", 30)
+    tail = served[15:]
+    # One bad ejected: round robin alternates the good one and the other bad one (7 or 8
+    # failures of 15); none ejected would fail 10, both ejected none.
+    assert 6 <= sum(status == "500" for status, _ in tail) <= 9, served
+
+
 def test_zz_consistent_hash_moves_only_users_of_the_endpoint_that_left(mesh):
     """Last in the module: scales echo from 3 pods to 2 (echo-2 goes away)."""
     before = {u: next(iter(p)) for u, p in _users(mesh, 60, 1).items()}

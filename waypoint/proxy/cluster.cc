@@ -1,5 +1,7 @@
 #include "waypoint/proxy/cluster.h"
 
+#include <algorithm>
+
 namespace ambit::waypoint {
 
 std::string cluster_name(uint32_t port, const std::string& subset, const std::string& host) {
@@ -107,6 +109,13 @@ std::optional<Cluster::Choice> Cluster::choose(const std::vector<EndpointCandida
   for (const auto& c : candidates) all.push_back(endpoint_address(c));
 
   std::lock_guard lock(mu_);
+  if (all != known_) {  // endpoints came or went: forget the state of those gone
+    outlier_.retain(all);
+    std::erase_if(endpoints_, [&](const auto& kv) {
+      return std::find(all.begin(), all.end(), kv.first) == all.end() && kv.second->in_flight == 0;
+    });
+    known_ = all;
+  }
   std::vector<bool> usable = outlier_.usable(all, now);
   std::vector<std::string> addresses;
   std::vector<size_t> index;
@@ -212,6 +221,22 @@ ClusterCounters Cluster::counters() const {
   c.overflow_requests = overflow_requests_;
   c.overflow_retries = overflow_retries_;
   return c;
+}
+
+bool Cluster::report(const std::string& address, UpstreamResult r, SteadyTime now) {
+  std::lock_guard lock(mu_);
+  return outlier_.report(address, r, now, known_.size());
+}
+
+std::map<std::string, EndpointHealth> Cluster::health(SteadyTime now) {
+  std::lock_guard lock(mu_);
+  outlier_.tick(now);
+  return outlier_.endpoints();
+}
+
+std::pair<uint64_t, uint64_t> Cluster::ejections() const {
+  std::lock_guard lock(mu_);
+  return {outlier_.ejections_total(), outlier_.ejections_overflow()};
 }
 
 std::shared_ptr<Cluster> ClusterRegistry::get(const std::string& name) {

@@ -128,6 +128,12 @@ class Cluster {
 
   ClusterCounters counters() const;
 
+  // An attempt's outcome on an endpoint, for outlier detection; true when it ejected it.
+  bool report(const std::string& address, UpstreamResult r, SteadyTime now);
+  // Outlier state per endpoint address (ticked to `now`), ejections and skipped ejections.
+  std::map<std::string, EndpointHealth> health(SteadyTime now);
+  std::pair<uint64_t, uint64_t> ejections() const;
+
  private:
   size_t pick_by_policy(const LoadBalancer& lb, const std::vector<std::string>& addresses,
                         const HashInput& request, RandomSource& random, std::string& set_cookie);
@@ -142,6 +148,7 @@ class Cluster {
   DestinationPolicy policy_;
   std::map<std::string, std::shared_ptr<EndpointStats>> endpoints_;
   OutlierDetector outlier_;
+  std::vector<std::string> known_;  // the endpoint addresses of the last choice
   // The consistent-hash table of the endpoint set it was built for.
   std::string hash_signature_;
   std::unique_ptr<HashTable> hash_table_;

@@ -182,6 +182,13 @@ UpstreamReply failure_reply(const AttemptOutcome& o, RequestRecord& rec) {
                           "reset reason: connection termination");
 }
 
+// What outlier detection counts: the pod's status, or a gateway error when it could not be
+// reached or did not answer in time.
+UpstreamResult outlier_result(const AttemptOutcome& o) {
+  return o.end == AttemptEnd::response ? classify_status(o.response.status)
+                                       : UpstreamResult::gateway_error;
+}
+
 // Holds one of the cluster's concurrent retries (maxRetries) for an attempt.
 struct RetryGuard {
   explicit RetryGuard(Cluster* c) : cluster(c) {}
@@ -290,6 +297,9 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
     EndpointLoad load(cluster->endpoint(endpoint_address(ep)));
     last = co_await attempt_once(fc, ep, std::move(wire), head, client_ip, deadline);
     load = EndpointLoad();
+    if (last.end != AttemptEnd::no_certificate) {
+      cluster->report(endpoint_address(ep), outlier_result(last), fc.loop.now());
+    }
 
     const bool overall_expired = fc.loop.now() >= overall;
     if (last.end == AttemptEnd::timeout && overall_expired) break;

@@ -23,11 +23,10 @@ void OutlierDetector::tick(SteadyTime now) {
   for (auto& [addr, h] : hosts_) {
     if (h.ejected_until) {
       if (now < *h.ejected_until) continue;
+      h.decay_from = *h.ejected_until;  // back since then (ticks are lazy)
       h.ejected_until.reset();
       h.consecutive_5xx = 0;
       h.consecutive_gateway = 0;
-      h.decay_from = now;
-      continue;
     }
     if (h.times_ejected == 0 || interval.count() <= 0) continue;
     auto steps = static_cast<uint64_t>((now - h.decay_from) / interval);
