@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 
 #include <cctype>
+#include <map>
 #include <set>
+#include <string_view>
 
 #include "common/config/l4_policy.h"
 #include "common/config/waypoints.h"
@@ -82,7 +84,36 @@ void fill_services(const ConfigSnapshot& snap, const Pod& pod, const TranslateOp
   }
 }
 
+istio::workload::AppProtocol protocol_named(std::string_view name) {
+  using P = istio::workload::AppProtocol;
+  static const std::map<std::string, P, std::less<>> kNames = {
+      {"http", P::HTTP11},     {"http_proxy", P::HTTP11}, {"http-proxy", P::HTTP11},
+      {"grpc-web", P::HTTP11}, {"kubernetes.io/ws", P::HTTP11},
+      {"http2", P::HTTP2},     {"kubernetes.io/h2c", P::HTTP2},
+      {"grpc", P::GRPC},
+      {"tcp", P::TCP},         {"mongo", P::TCP},         {"mysql", P::TCP},
+      {"redis", P::TCP},
+      {"https", P::TLS},       {"tls", P::TLS},           {"kubernetes.io/wss", P::TLS},
+  };
+  auto it = kNames.find(name);
+  return it == kNames.end() ? P::UNKNOWN : it->second;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
 }  // namespace
+
+istio::workload::AppProtocol port_app_protocol(const ServicePort& port) {
+  std::string name = lower(port.app_protocol.empty() ? port.name : port.app_protocol);
+  if (name.rfind("kubernetes.io/", 0) == 0) return protocol_named(name);
+  // "grpc-web" names a protocol of its own; otherwise the prefix before the first '-' counts.
+  if (name.rfind("grpc-web", 0) == 0) return protocol_named("grpc-web");
+  return protocol_named(std::string_view(name).substr(0, name.find('-')));
+}
 
 std::string ip_bytes(const std::string& ip) {
   unsigned char buf[16];
@@ -152,6 +183,7 @@ istio::workload::Service translate_service(const ConfigSnapshot& snap, const Ser
     auto* p = s.add_ports();
     p->set_service_port(port.port);
     p->set_target_port(port.target_port);  // 0 for a named port: each workload says
+    p->set_app_protocol(port_app_protocol(port));
   }
   std::set<std::string> sans;
   for (const auto& pod : snap.pods) {

@@ -290,3 +290,48 @@ TEST_CASE("waypoint by namespace, service or pod label, as istiod resolves it") 
     CHECK_FALSE(a.at("app/wp.app.svc.cluster.local").service().has_waypoint());
   }
 }
+
+TEST_CASE("each service port carries the protocol Istio would select for it") {
+  using P = istio::workload::AppProtocol;
+  auto port = [](std::string name, std::string app_protocol = "") {
+    ServicePort p;
+    p.name = std::move(name);
+    p.app_protocol = std::move(app_protocol);
+    return port_app_protocol(p);
+  };
+  CHECK(port("http") == P::HTTP11);
+  CHECK(port("HTTP-web") == P::HTTP11);
+  CHECK(port("http2-api") == P::HTTP2);
+  CHECK(port("grpc") == P::GRPC);
+  CHECK(port("grpc-web") == P::HTTP11);
+  CHECK(port("tcp-echo") == P::TCP);
+  CHECK(port("mysql") == P::TCP);
+  CHECK(port("tls") == P::TLS);
+  CHECK(port("https") == P::TLS);
+  CHECK(port("") == P::UNKNOWN);
+  CHECK(port("web") == P::UNKNOWN);
+  CHECK(port("httpx") == P::UNKNOWN);
+  // appProtocol wins over the name, with Kubernetes' standard names.
+  CHECK(port("http", "tcp") == P::TCP);
+  CHECK(port("tcp", "kubernetes.io/h2c") == P::HTTP2);
+  CHECK(port("", "kubernetes.io/ws") == P::HTTP11);
+
+  auto snap = must_load(std::string(kNamespaces) + R"(
+---
+apiVersion: v1
+kind: Service
+metadata: {name: mixed, namespace: mesh}
+spec:
+  clusterIP: 10.96.0.30
+  ports:
+  - {name: http, port: 80}
+  - {name: tcp-echo, port: 9000}
+  - {port: 7000}
+)");
+  auto a = translate_addresses(*snap, {});
+  const auto& s = a.at("mesh/mixed.mesh.svc.cluster.local").service();
+  REQUIRE(s.ports_size() == 3);
+  CHECK(s.ports(0).app_protocol() == P::HTTP11);
+  CHECK(s.ports(1).app_protocol() == P::TCP);
+  CHECK(s.ports(2).app_protocol() == P::UNKNOWN);
+}

@@ -36,7 +36,8 @@ struct RelayRun {
   RelayOptions opts;
   io::CancelToken sockets;  // every socket operation of both directions
   io::CancelToken timer;
-  HboneStream* stream = nullptr;
+  HboneStream* stream = nullptr;    // side b of a socket relay, or side a of a stream relay
+  HboneStream* stream_b = nullptr;  // side b of a stream relay
   int fd_a = -1, fd_b = -1;
   RelayStats stats;
   std::optional<Error> error;
@@ -72,6 +73,7 @@ struct RelayRun {
     sockets.cancel();
     timer.cancel();
     if (stream != nullptr) stream->reset();
+    if (stream_b != nullptr) stream_b->reset();
   }
 
   // Lets opts.control reach this run while it is alive.
@@ -216,6 +218,33 @@ io::Task<void> socket_to_socket(RelayRun& r, int in, int out, bool a_to_b) {
   r.child_done();
 }
 
+io::Task<void> stream_to_stream(RelayRun& r, HboneStream& in, HboneStream& out, bool a_to_b) {
+  for (;;) {
+    Result<size_t> avail = co_await in.readable();
+    if (!avail.ok()) {
+      r.stop(avail.take_error(), true);
+      break;
+    }
+    if (*avail == 0) {
+      Status s = out.close_write();
+      if (!s.ok()) r.stop(s.take_error(), true);
+      break;
+    }
+    // The chunk stays put until pop(), so it is sent without a copy of our own.
+    std::span<const std::byte> data = in.peek();
+    Status w = co_await out.write(data);
+    if (!w.ok()) {
+      r.stop(w.take_error(), true);
+      break;
+    }
+    in.pop(data.size());
+    in.consume(data.size());
+    r.moved(data.size(), a_to_b);
+  }
+  r.direction_done();
+  r.child_done();
+}
+
 io::Task<void> idle_watch(RelayRun& r) {
   for (;;) {
     Status slept = co_await r.loop.sleep_until(r.last_activity + r.opts.idle_timeout, &r.timer);
@@ -229,8 +258,10 @@ io::Task<void> idle_watch(RelayRun& r) {
   r.child_done();
 }
 
+enum class RelayKind { socket_stream, socket_socket, stream_stream };
+
 // Spawns the directions (and the idle watch) and waits for all of them.
-io::Task<RelayResult> run_relay(RelayRun& r, bool tunnel) {
+io::Task<RelayResult> run_relay(RelayRun& r, RelayKind kind) {
   if (r.opts.control != nullptr) {
     if (r.opts.control->cancelled()) {
       r.stop(make_error(Errc::cancelled, "relay cancelled before it started"), false);
@@ -241,12 +272,19 @@ io::Task<RelayResult> run_relay(RelayRun& r, bool tunnel) {
   const bool watch = r.opts.idle_timeout != io::Duration::max();
   r.directions = 2;
   r.children = watch ? 3 : 2;
-  if (tunnel) {
-    io::spawn(r.loop, socket_to_stream(r));
-    io::spawn(r.loop, stream_to_socket(r));
-  } else {
-    io::spawn(r.loop, socket_to_socket(r, r.fd_a, r.fd_b, true));
-    io::spawn(r.loop, socket_to_socket(r, r.fd_b, r.fd_a, false));
+  switch (kind) {
+    case RelayKind::socket_stream:
+      io::spawn(r.loop, socket_to_stream(r));
+      io::spawn(r.loop, stream_to_socket(r));
+      break;
+    case RelayKind::socket_socket:
+      io::spawn(r.loop, socket_to_socket(r, r.fd_a, r.fd_b, true));
+      io::spawn(r.loop, socket_to_socket(r, r.fd_b, r.fd_a, false));
+      break;
+    case RelayKind::stream_stream:
+      io::spawn(r.loop, stream_to_stream(r, *r.stream, *r.stream_b, true));
+      io::spawn(r.loop, stream_to_stream(r, *r.stream_b, *r.stream, false));
+      break;
   }
   if (watch) io::spawn(r.loop, idle_watch(r));
   co_await Join{r};
@@ -265,7 +303,7 @@ io::Task<RelayResult> relay(io::EventLoop& loop, int fd, HboneStream& stream, Re
   }
   r.fd_a = fd;
   r.stream = &stream;
-  RelayResult res = co_await run_relay(r, true);
+  RelayResult res = co_await run_relay(r, RelayKind::socket_stream);
   co_return res;
 }
 
@@ -273,7 +311,21 @@ io::Task<RelayResult> relay(io::EventLoop& loop, int fd_a, int fd_b, RelayOption
   RelayRun r(loop, opts);
   r.fd_a = fd_a;
   r.fd_b = fd_b;
-  RelayResult res = co_await run_relay(r, false);
+  RelayResult res = co_await run_relay(r, RelayKind::socket_socket);
+  co_return res;
+}
+
+io::Task<RelayResult> relay(io::EventLoop& loop, HboneStream& a, HboneStream& b,
+                            RelayOptions opts) {
+  RelayRun r(loop, opts);
+  if (!a.valid() || !b.valid()) {
+    r.error = make_error(Errc::invalid_argument, "relay() needs two open HBONE streams");
+    r.end = RelayEnd::io_error;
+    co_return r.result();
+  }
+  r.stream = &a;
+  r.stream_b = &b;
+  RelayResult res = co_await run_relay(r, RelayKind::stream_stream);
   co_return res;
 }
 

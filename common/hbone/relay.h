@@ -1,5 +1,6 @@
 // Copying a proxied connection both ways: a plain TCP socket <-> an HBONE stream (ztunnel
-// inbound and outbound, the waypoint's upstream leg), or TCP <-> TCP (passthrough).
+// inbound and outbound, the waypoint's upstream leg), TCP <-> TCP (passthrough), or HBONE
+// stream <-> HBONE stream (a waypoint relaying an L4 port: tunnel in, tunnel out).
 //
 // Invariants:
 //  - Half-close travels: EOF from the socket becomes END_STREAM (or shutdown(SHUT_WR) on the
@@ -79,5 +80,10 @@ io::Task<RelayResult> relay(io::EventLoop& loop, int fd, HboneStream& stream,
                             RelayOptions opts = {});
 // Plain TCP to plain TCP (no tunnel): same rules, neither fd is closed.
 io::Task<RelayResult> relay(io::EventLoop& loop, int fd_a, int fd_b, RelayOptions opts = {});
+// Stream to stream: each direction sends straight from one stream's received chunks into the
+// other's send queue (no buffer of its own) and reopens the receiving window only once the
+// other stream took the bytes. Both are left finished or reset.
+io::Task<RelayResult> relay(io::EventLoop& loop, HboneStream& a, HboneStream& b,
+                            RelayOptions opts = {});
 
 }  // namespace ambit::hbone

@@ -60,7 +60,7 @@ AccessRecord record_at_open(const ConnectionDescription& d, const TrafficLabels&
   r.src_identity = t.source_principal;
   r.dst_identity = t.destination_principal;
   r.dst_service = t.destination_service;
-  r.inbound = d.reporter == Reporter::destination;
+  r.inbound = d.reporter != Reporter::source;  // a waypoint receives its connections
   r.mtls = d.security == SecurityPolicy::mutual_tls;
   return r;
 }

@@ -3,7 +3,12 @@
 namespace ambit::telemetry {
 
 std::string_view reporter_name(Reporter r) {
-  return r == Reporter::source ? "source" : "destination";
+  switch (r) {
+    case Reporter::source: return "source";
+    case Reporter::destination: return "destination";
+    case Reporter::waypoint: return "waypoint";
+  }
+  return "unknown";
 }
 
 std::string_view security_policy_name(SecurityPolicy p) {

@@ -14,7 +14,8 @@
 
 namespace ambit::telemetry {
 
-enum class Reporter { source, destination };  // outbound = source, inbound = destination
+// outbound = source, inbound = destination; a waypoint reports as "waypoint", as Istio's do.
+enum class Reporter { source, destination, waypoint };
 enum class SecurityPolicy { unknown, mutual_tls };
 // Istio's response_flags for TCP: "-" (none), "DENY" (policy), "CONNECT" (upstream failed).
 enum class ResponseFlag { none, authorization_denied, connection_failure };

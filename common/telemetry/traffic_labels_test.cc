@@ -81,5 +81,13 @@ TEST_CASE("a claimed source identity is not a principal; unknowns say unknown") 
   CHECK(response_flag_name(ResponseFlag::connection_failure) == "CONNECT");
 }
 
+TEST_CASE("a waypoint reports as reporter=\"waypoint\"") {
+  WorkloadInfo src = productpage();
+  TrafficLabels t = fill_traffic_labels({.reporter = Reporter::waypoint, .source = &src});
+  CHECK(t.values()[0] == "waypoint");
+  CHECK(reporter_name(Reporter::source) == "source");
+  CHECK(reporter_name(Reporter::destination) == "destination");
+}
+
 }  // namespace
 }  // namespace ambit::telemetry

@@ -49,6 +49,8 @@ struct WaypointApp::Impl {
 
   metrics::Registry registry;
   std::unique_ptr<RequestMetrics> request_metrics;
+  std::unique_ptr<telemetry::TcpMetrics> tcp_metrics;  // L4 ports
+  std::unique_ptr<telemetry::AccessLog> access_log;
 
   identity::SystemClock clock;
   std::unique_ptr<identity::GrpcCaClient> ca;
@@ -118,6 +120,8 @@ Status WaypointApp::Impl::init_data_path() {
   ctx->tls = [this, id] { return certs->tls_for(id); };
   ctx->identity = id.to_string();
   ctx->metrics = request_metrics.get();
+  ctx->tcp_metrics = tcp_metrics.get();
+  ctx->access_log = access_log.get();
   auto addr = io::SocketAddress::parse(cfg.listen);
   if (!addr) return addr.take_error();
 
@@ -305,6 +309,10 @@ Result<std::unique_ptr<WaypointApp>> WaypointApp::start(const Config& config) {
   auto rm = RequestMetrics::create(m.registry, config.log_format);
   if (!rm) return rm.take_error();
   m.request_metrics = std::move(*rm);
+  auto tm = telemetry::TcpMetrics::create(m.registry);
+  if (!tm) return tm.take_error();
+  m.tcp_metrics = std::move(*tm);
+  m.access_log = std::make_unique<telemetry::AccessLog>(config.log_format);
 
   std::unique_ptr<WaypointApp> app(new WaypointApp(std::move(impl)));
   for (auto step : {&Impl::init_identity, &Impl::init_data_path, &Impl::init_admin,

@@ -168,6 +168,7 @@ Status fill(PortField& f, const Strings& in, const Strings& out) {
 // What a request offers to match against, computed once per evaluation.
 struct Attributes {
   const Request& req;
+  bool l4 = false;  // a TCP connection: no HTTP attributes exist
   std::string_view principal;  // without "spiffe://"
   std::string_view source_ns;  // from the principal
   std::optional<IpAddress> source_ip, remote_ip, destination_ip;
@@ -190,9 +191,10 @@ struct CompiledSource {
   StringField principals, request_principals, namespaces;
   IpField ip_blocks, remote_ip_blocks;
 
+  bool uses_l7() const { return request_principals.set(); }
   bool matches(const Attributes& a) const {
     return principals.check(a.opt(a.principal)) &&
-           request_principals.check(a.opt(a.req.request_principal)) &&
+           (a.l4 || request_principals.check(a.opt(a.req.request_principal))) &&
            namespaces.check(a.opt(a.source_ns)) && ip_blocks.check(a.source_ip) &&
            remote_ip_blocks.check(a.remote_ip);
   }
@@ -202,7 +204,9 @@ struct CompiledOperation {
   StringField hosts, methods, paths;
   PortField ports;
 
+  bool uses_l7() const { return hosts.set() || methods.set() || paths.set(); }
   bool matches(const Attributes& a) const {
+    if (a.l4) return ports.check(a.req.service.port);
     return hosts.check(a.req.authority) && methods.check(a.req.method) &&
            paths.check(a.req.path_only()) && ports.check(a.req.service.port);
   }
@@ -224,7 +228,9 @@ struct CompiledCondition {
   IpField ips;
   PortField ports;
 
+  bool uses_l7() const { return attr == Attr::header || attr == Attr::absent; }
   bool matches(const Attributes& a) const {
+    if (a.l4 && uses_l7()) return true;  // only reached for rules whose L7 parts are ignored
     switch (attr) {
       case Attr::header: return header_matches(a);
       case Attr::source_ip: return ips.check(a.source_ip);
@@ -323,9 +329,14 @@ struct CompiledRule {
   std::vector<CompiledOperation> to;
   std::vector<CompiledCondition> when;
   std::optional<bool> broken_verdict;  // set when the rule failed to compile
+  bool uses_l7 = false;                // needs an HTTP attribute (method, path, header...)
 
-  bool matches(const Attributes& a) const {
+  // On a TCP connection (a.l4) a rule that needs HTTP attributes never matches in an ALLOW or
+  // AUDIT policy; in a DENY or CUSTOM one (`ignore_l7`) its HTTP parts are dropped, so it
+  // matches more: Istio's rule for HTTP-only fields on TCP traffic, failing closed.
+  bool matches(const Attributes& a, bool ignore_l7) const {
     if (broken_verdict) return *broken_verdict;
+    if (a.l4 && uses_l7 && !ignore_l7) return false;
     if (!from.empty() &&
         std::none_of(from.begin(), from.end(), [&](const auto& s) { return s.matches(a); })) {
       return false;
@@ -355,6 +366,10 @@ Result<CompiledRule> compile_rule(const sec::Rule& r) {
     if (!c.ok()) return c.take_error();
     out.when.push_back(std::move(*c));
   }
+  auto l7 = [](const auto& part) { return part.uses_l7(); };
+  out.uses_l7 = std::any_of(out.from.begin(), out.from.end(), l7) ||
+                std::any_of(out.to.begin(), out.to.end(), l7) ||
+                std::any_of(out.when.begin(), out.when.end(), l7);
   return out;
 }
 
@@ -374,7 +389,10 @@ struct CompiledPolicy {
                      std::make_pair(r.service.ns, r.service.name)) != services.end();
   }
   bool matches(const Attributes& a) const {
-    return std::any_of(rules.begin(), rules.end(), [&](const auto& r) { return r.matches(a); });
+    const bool ignore_l7 = action == sec::AuthorizationPolicy::DENY ||
+                           action == sec::AuthorizationPolicy::CUSTOM;
+    return std::any_of(rules.begin(), rules.end(),
+                       [&](const auto& r) { return r.matches(a, ignore_l7); });
   }
 };
 
@@ -469,8 +487,17 @@ L7Authorizer L7Authorizer::build(const std::vector<AuthorizationPolicyConfig>& p
 }
 
 AuthzDecision L7Authorizer::evaluate(const Request& request) const {
+  return decide(request, false);
+}
+
+AuthzDecision L7Authorizer::evaluate_l4(const Request& request) const {
+  return decide(request, true);
+}
+
+AuthzDecision L7Authorizer::decide(const Request& request, bool l4) const {
   using Action = sec::AuthorizationPolicy;
   Attributes attrs(request);
+  attrs.l4 = l4;
   AuthzDecision d;
   const CompiledPolicy* custom = nullptr;
   const CompiledPolicy* deny = nullptr;

@@ -87,11 +87,18 @@ class L7Authorizer {
                             const AuthzOptions& options);
 
   AuthzDecision evaluate(const Request& request) const;
+  // The same policies for a TCP connection (an L4 port): `request` carries only the source,
+  // the service and its port. A rule that needs an HTTP attribute (hosts, methods, paths,
+  // requestPrincipals, request.* conditions) never matches in ALLOW/AUDIT policies and has
+  // those parts ignored in DENY/CUSTOM ones, as Istio does for TCP traffic.
+  AuthzDecision evaluate_l4(const Request& request) const;
 
   const std::vector<std::pair<std::string, Error>>& problems() const { return problems_; }
   size_t policy_count() const { return policies_.size(); }
 
  private:
+  AuthzDecision decide(const Request& request, bool l4) const;
+
   AuthzOptions options_;
   std::vector<std::shared_ptr<const CompiledPolicy>> policies_;  // sorted by key
   std::vector<std::pair<std::string, Error>> problems_;

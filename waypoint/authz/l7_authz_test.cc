@@ -244,3 +244,47 @@ TEST_CASE("L7 authorization: a rule that cannot be compiled only narrows access"
 TEST_CASE("L7 authorization: the deny body is Envoy's") {
   CHECK(kRbacDeniedBody == "RBAC: access denied");
 }
+
+TEST_CASE("L4 authorization on a TCP port: identity, namespace, ipBlock and port rules apply") {
+  Request conn = call("frontend", "", "");  // a TCP connection: no method, path or headers
+  conn.authority.clear();
+  const std::string deny_backend =
+      kOnWaypoint + "action: DENY rules { from { source { principals: 'cluster.local/ns/shop/sa/backend' } } }";
+  CHECK(authorizer({policy("d", deny_backend)}).evaluate_l4(conn).allowed);
+  auto d = authorizer({policy("d", deny_backend)}).evaluate_l4(from_ns(conn, "shop", "backend"));
+  CHECK_FALSE(d.allowed);
+  CHECK(d.policy == "shop/d");
+
+  const std::string allow_ns_port =
+      kOnWaypoint + "rules { from { source { namespaces: 'shop' } } to { operation { ports: '8080' } } }";
+  CHECK(authorizer({policy("a", allow_ns_port)}).evaluate_l4(conn).allowed);
+  CHECK_FALSE(authorizer({policy("a", allow_ns_port)}).evaluate_l4(from_ns(conn, "other", "x")).allowed);
+  const std::string deny_net =
+      kOnWaypoint + "action: DENY rules { from { source { ip_blocks: '10.244.1.0/24' } } }";
+  CHECK_FALSE(authorizer({policy("n", deny_net)}).evaluate_l4(conn).allowed);
+}
+
+TEST_CASE("L4 authorization: HTTP-only fields never allow, and widen a DENY (Istio's TCP rule)") {
+  Request conn = call("frontend", "", "");
+  conn.authority.clear();
+  // The frontend may GET /api/* over HTTP, but a TCP connection has no method or path: the
+  // ALLOW rule cannot match, so the connection is not allowed.
+  auto allow = authorizer({policy("fe", kFrontendOnly)});
+  CHECK(allow.evaluate(call("frontend", "GET", "/api/items")).allowed);
+  auto l4 = allow.evaluate_l4(conn);
+  CHECK_FALSE(l4.allowed);
+  CHECK(l4.reason == AuthzReason::not_allowed);
+  // A DENY of POST for the backend denies every TCP connection of the backend (the method is
+  // dropped), and nobody else's.
+  auto deny = authorizer({policy("no-post", kOnWaypoint +
+      "action: DENY rules { from { source { principals: 'cluster.local/ns/shop/sa/backend' } }"
+      " to { operation { methods: 'POST' } } }")});
+  CHECK(deny.evaluate(call("backend", "GET", "/")).allowed);
+  CHECK_FALSE(deny.evaluate_l4(from_ns(conn, "shop", "backend")).allowed);
+  CHECK(deny.evaluate_l4(conn).allowed);
+  // A header condition in a DENY is dropped as well.
+  auto deny_hdr = authorizer({policy("hdr", kOnWaypoint +
+      "action: DENY rules { when { key: 'request.headers[x-debug]' values: '1' } }")});
+  CHECK(deny_hdr.evaluate(call("frontend", "GET", "/")).allowed);
+  CHECK_FALSE(deny_hdr.evaluate_l4(conn).allowed);
+}

@@ -99,27 +99,12 @@ io::Task<AttemptOutcome> attempt_once(ForwardContext& fc, const EndpointCandidat
                                       std::string wire, bool head, std::string client_ip,
                                       io::TimePoint deadline) {
   AttemptOutcome out;
-  auto tls = fc.proxy.tls();
-  if (!tls) {
+  if (!fc.proxy.tls()) {
     out.end = AttemptEnd::no_certificate;
     out.detail = "the waypoint has no certificate yet";
     co_return out;
   }
-  auto dst = io::SocketAddress::from_ip_port(ep.ip, kHbonePort);
-  if (!dst.ok()) {
-    out.end = AttemptEnd::connect_failure;
-    out.detail = dst.error().to_string();
-    co_return out;
-  }
-  hbone::PoolTarget target;
-  target.key = hbone::PoolKey::make(fc.proxy.identity, {ep.workload->identity().to_string()}, *dst);
-  target.tls = std::move(tls);
-  hbone::ConnectRequest creq;
-  creq.authority = ztunnel::SocketAddr{ep.workload->ips.front(), ep.target_port}.to_string();
-  if (!client_ip.empty()) {
-    creq.headers.push_back({std::string(hbone::kForwardedHeader), hbone::build_forwarded(client_ip, 0)});
-  }
-  Result<hbone::HboneStream> opened = co_await fc.pool.open_stream(std::move(target), std::move(creq));
+  Result<hbone::HboneStream> opened = co_await open_upstream(fc, ep, client_ip);
   if (!opened.ok()) {
     out.end = opened.error().code == Errc::timeout ? AttemptEnd::timeout : AttemptEnd::connect_failure;
     out.detail = opened.error().to_string();
@@ -214,6 +199,24 @@ UpstreamReply refused_reply(Cluster::Admission a, RequestRecord& rec) {
 }
 
 }  // namespace
+
+io::Task<Result<hbone::HboneStream>> open_upstream(ForwardContext& fc, const EndpointCandidate& ep,
+                                                   const std::string& client_ip) {
+  auto tls = fc.proxy.tls();
+  if (!tls) co_return make_error(Errc::unavailable, "the waypoint has no certificate yet");
+  auto dst = io::SocketAddress::from_ip_port(ep.ip, kHbonePort);
+  if (!dst.ok()) co_return dst.take_error();
+  hbone::PoolTarget target;
+  target.key = hbone::PoolKey::make(fc.proxy.identity, {ep.workload->identity().to_string()}, *dst);
+  target.tls = std::move(tls);
+  hbone::ConnectRequest creq;
+  creq.authority = ztunnel::SocketAddr{ep.workload->ips.front(), ep.target_port}.to_string();
+  if (!client_ip.empty()) {
+    creq.headers.push_back({std::string(hbone::kForwardedHeader), hbone::build_forwarded(client_ip, 0)});
+  }
+  Result<hbone::HboneStream> opened = co_await fc.pool.open_stream(std::move(target), std::move(creq));
+  co_return opened;
+}
 
 UpstreamReply local_reply(uint32_t status, std::string body) {
   UpstreamReply r;

@@ -15,6 +15,7 @@
 
 #include "common/hbone/pool.h"
 #include "common/io/event_loop.h"
+#include "waypoint/proxy/endpoints.h"
 #include "waypoint/proxy/http1_codec.h"
 #include "waypoint/proxy/proxy.h"
 #include "waypoint/proxy/request_metrics.h"
@@ -43,6 +44,12 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
                                 const L7Snapshot& snap, const RouteResult& route,
                                 const Http1Message& request, const HeaderMap& headers,
                                 std::string client_ip, RequestRecord& record);
+
+// A CONNECT to the endpoint's pod_ip:15008 with this waypoint's identity (:authority
+// pod_ip:target_port, `client_ip` in the `forwarded` header), through the worker's pool.
+// Errc::unavailable without a certificate yet; the pool's error otherwise.
+io::Task<Result<hbone::HboneStream>> open_upstream(ForwardContext& fc, const EndpointCandidate& ep,
+                                                   const std::string& client_ip);
 
 // A reply made by the waypoint itself (text body), e.g. 503 "no healthy upstream".
 UpstreamReply local_reply(uint32_t status, std::string body);

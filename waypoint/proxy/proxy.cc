@@ -11,6 +11,7 @@
 #include "waypoint/proxy/endpoints.h"
 #include "waypoint/proxy/forward.h"
 #include "waypoint/proxy/http1_codec.h"
+#include "waypoint/proxy/tcp_proxy.h"
 
 namespace ambit::waypoint {
 
@@ -58,19 +59,7 @@ Request request_view(const Http1Message& msg, const hbone::InboundConnect& c,
     if (f.name != "host") req.headers.add(f.name, f.value);
   }
   req.service = {svc.hostname, svc.name, svc.ns, c.target.host, c.target.port};
-  const auto& id = c.peer.id;
-  req.source.principal = id.trust_domain + "/ns/" + id.ns + "/sa/" + id.service_account;
-  if (const std::string* fwd = c.request.find(hbone::kForwardedHeader)) {
-    if (auto ff = hbone::parse_forwarded_for(*fwd); ff.ok()) req.source.ip = ff->ip;
-  }
-  if (req.source.ip.empty()) req.source.ip = c.peer_addr.ip_string();
-  if (auto ip = ztunnel::IpAddr::parse(req.source.ip); ip.ok()) {
-    if (auto w = store.workload_by_address({"", *ip})) {
-      req.source.ns = w->ns;
-      req.source.labels = endpoint_labels(*w);
-      req.source.workload_known = true;
-    }
-  }
+  req.source = connect_source(c, store);
   return req;
 }
 
@@ -179,6 +168,12 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
     co_return;
   }
   if (Status a = s.accept(); !a.ok()) co_return;
+  const bool l4 = co_await serves_l4(*svc, c.target.port, s);
+  if (l4) {
+    ForwardContext fc{st->loop, *st->ctx, st->pool, st->random};
+    co_await serve_l4(fc, c, svc, std::move(s));
+    co_return;
+  }
 
   Http1Parser parser(Http1Parser::Kind::request);
   std::string pending;

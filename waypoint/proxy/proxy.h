@@ -7,6 +7,8 @@
 //        (:authority pod_ip:target_port, this waypoint's identity) -> response, with retries
 //        and timeouts, then response header edits -> client
 //
+// A port that does not speak HTTP (tcp_proxy.h) is relayed as L4 instead.
+//
 // Threads: one WaypointWorker per io loop; nothing is shared between workers except the
 // read-only snapshots the context hands out, the (thread-safe) metrics and the destination
 // clusters (atomics and a lock per cluster).
@@ -21,6 +23,7 @@
 #include "common/hbone/connection.h"
 #include "common/hbone/pool.h"
 #include "common/io/event_loop.h"
+#include "common/telemetry/tcp_metrics.h"
 #include "common/tls/context.h"
 #include "waypoint/proxy/cluster.h"
 #include "waypoint/proxy/request_metrics.h"
@@ -39,6 +42,9 @@ struct ProxyContext {
   RequestMetrics* metrics = nullptr;
   // Destination clusters (load balancing, limits, outlier state), shared by all workers.
   std::shared_ptr<ClusterRegistry> clusters = std::make_shared<ClusterRegistry>();
+  // L4 ports (tcp_proxy.h): Istio's TCP metrics and the per-connection access log (null: none).
+  telemetry::TcpMetrics* tcp_metrics = nullptr;
+  telemetry::AccessLog* access_log = nullptr;
 };
 
 class WaypointWorker {

@@ -79,22 +79,6 @@ Result<io::SocketAddress> to_io_addr(const SocketAddr& a) {
   return io::SocketAddress::from_ip_port(a.ip.to_string(), a.port);
 }
 
-telemetry::WorkloadInfo workload_info(const Workload& w) {
-  telemetry::WorkloadInfo i;
-  i.name = w.name;
-  i.workload_name = w.workload_name;
-  i.namespace_name = w.ns;
-  i.canonical_name = w.canonical_name;
-  i.canonical_revision = w.canonical_revision;
-  i.cluster_id = w.cluster_id;
-  i.identity = w.identity().to_string();
-  return i;
-}
-
-telemetry::ServiceInfo service_info(const Service& s) {
-  return telemetry::ServiceInfo{s.hostname, s.name, s.ns};
-}
-
 WorkloadPtr pod_workload(const WorkloadStore& store, const redirect::CapturedPod& pod,
                          std::string_view node) {
   if (!pod.pod.uid.empty()) {

@@ -24,6 +24,7 @@
 #include "common/telemetry/tcp_metrics.h"
 #include "ztunnel/proxy/proxy.h"
 #include "ztunnel/state/ip.h"
+#include "ztunnel/state/telemetry_info.h"
 
 namespace ambit::ztunnel::detail {
 
@@ -97,9 +98,6 @@ struct LiveConnection {
 // ---- small conversions shared by both directions ----
 Result<SocketAddr> to_state_addr(const io::SocketAddress& a);
 Result<io::SocketAddress> to_io_addr(const SocketAddr& a);
-
-telemetry::WorkloadInfo workload_info(const Workload& w);
-telemetry::ServiceInfo service_info(const Service& s);
 
 // The workload of a captured pod in `store` (by uid, else by IP on this node).
 WorkloadPtr pod_workload(const WorkloadStore& store, const redirect::CapturedPod& pod,

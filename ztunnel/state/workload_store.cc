@@ -182,6 +182,18 @@ Result<Service> convert_service(const istio::workload::Service& in) {
   auto ports = convert_ports(in.ports());
   if (!ports) return bad_resource("service", s.key(), ports.error().message);
   s.ports = std::move(*ports);
+  for (const auto& p : in.ports()) {
+    AppProtocol proto = AppProtocol::unknown;
+    switch (p.app_protocol()) {
+      case istio::workload::HTTP11: proto = AppProtocol::http11; break;
+      case istio::workload::HTTP2: proto = AppProtocol::http2; break;
+      case istio::workload::GRPC: proto = AppProtocol::grpc; break;
+      case istio::workload::TCP: proto = AppProtocol::tcp; break;
+      case istio::workload::TLS: proto = AppProtocol::tls; break;
+      default: break;  // UNKNOWN, or a value newer than this build
+    }
+    if (proto != AppProtocol::unknown) s.app_protocols[static_cast<uint16_t>(p.service_port())] = proto;
+  }
   s.subject_alt_names.assign(in.subject_alt_names().begin(), in.subject_alt_names().end());
   if (in.has_waypoint()) {
     auto g = convert_gateway(in.waypoint());

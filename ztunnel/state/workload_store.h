@@ -51,6 +51,9 @@ struct GatewayRef {
 // Service port -> target port. A target port of 0 means "named port": each workload says.
 using PortMap = std::map<uint16_t, uint16_t>;
 
+// What a service port speaks (istio.workload.AppProtocol); a waypoint decides HTTP or L4 by it.
+enum class AppProtocol : uint8_t { unknown, http11, http2, grpc, tcp, tls };
+
 struct Workload {
   std::string uid;
   std::string name;
@@ -90,6 +93,7 @@ struct Service {
   std::string hostname;
   std::vector<NetworkAddress> vips;
   PortMap ports;
+  std::map<uint16_t, AppProtocol> app_protocols;  // service port -> protocol; absent: unknown
   std::vector<std::string> subject_alt_names;  // SPIFFE URIs a client also accepts
   std::optional<GatewayRef> waypoint;
   LoadBalancingMode lb_mode = LoadBalancingMode::standard;
@@ -98,6 +102,10 @@ struct Service {
   IpFamilies ip_families = IpFamilies::automatic;
 
   std::string key() const { return ns + "/" + hostname; }
+  AppProtocol app_protocol(uint16_t port) const {
+    auto it = app_protocols.find(port);
+    return it == app_protocols.end() ? AppProtocol::unknown : it->second;
+  }
 };
 using ServicePtr = std::shared_ptr<const Service>;
 
