@@ -134,6 +134,33 @@ double default_random01() {
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
 }
 
+// A gRPC-style answer: one length-prefixed message, then grpc-status / grpc-message as
+// trailers (x-echo-grpc-status and x-echo-grpc-message choose them; with
+// x-echo-grpc-trailers-only the status rides in the only HEADERS frame and there is no body).
+// HTTP/1.1 has no trailers here, so there they become headers.
+Response grpc_response(const Request& req, std::string message) {
+  Response r;
+  r.status = 200;
+  r.headers.push_back({"content-type", "application/grpc"});
+  const std::string status(http::find_header(req.headers, "x-echo-grpc-status").value_or("0"));
+  const std::string detail(http::find_header(req.headers, "x-echo-grpc-message").value_or(""));
+  std::vector<Header> status_fields = {{"grpc-status", status}, {"grpc-message", detail}};
+  if (http::find_header(req.headers, "x-echo-grpc-trailers-only") ||
+      req.version == HttpVersion::http1) {
+    r.headers.insert(r.headers.end(), status_fields.begin(), status_fields.end());
+    if (req.version == HttpVersion::http2) return r;
+  } else {
+    r.trailers = std::move(status_fields);
+  }
+  const uint32_t n = static_cast<uint32_t>(message.size());
+  r.body.push_back('\0');  // not compressed
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    r.body.push_back(static_cast<char>((n >> shift) & 0xff));
+  }
+  r.body += message;
+  return r;
+}
+
 }  // namespace
 
 bool should_fail(const FailureSpec& spec, uint64_t sequence, double draw) {
@@ -250,6 +277,11 @@ Response EchoService::handle(const Request& req) {
 
 Response EchoService::route(const Request& req, std::string_view path,
                             std::string_view query) const {
+  const std::string_view type = http::find_header(req.headers, "content-type").value_or("");
+  if (type.starts_with("application/grpc")) {
+    return grpc_response(req, identity_.app_name + " answered " + std::string(path) +
+                                  " from pod " + identity_.pod_name);
+  }
   if (path.starts_with("/status/")) {
     int code = 0;
     if (!parse_status_code(path.substr(8), code)) {

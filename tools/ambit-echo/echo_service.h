@@ -28,6 +28,7 @@ using Header = http::Header;
 using Request = http::Request;
 
 struct Response : http::Response {
+  std::vector<Header> trailers;        // HTTP/2 only: sent after the body (gRPC status)
   std::chrono::milliseconds delay{0};  // wait this long (without blocking) before answering
   bool injected = false;         // a failure injected by ECHO_FAIL_*
   bool counted = true;           // false for /stats, which does not count itself

@@ -235,5 +235,43 @@ TEST_CASE("bad_request carries identity headers and a reason") {
   CHECK(header(r, "x-app-name") == "reviews");
 }
 
+TEST_CASE("gRPC-style requests get a framed message and grpc-status in trailers") {
+  EchoService svc(test_identity(), FailureSpec{});
+  Request call = get("/pkg.Greeter/Hello", {{"content-type", "application/grpc"}});
+  call.method = "POST";
+  call.version = HttpVersion::http2;
+  Response ok = svc.handle(call);
+  CHECK(ok.status == 200);
+  CHECK(header(ok, "content-type") == "application/grpc");
+  REQUIRE(ok.body.size() > 5);
+  CHECK(ok.body[0] == '\0');
+  CHECK(static_cast<size_t>(static_cast<uint8_t>(ok.body[4])) == ok.body.size() - 5);
+  CHECK(ok.body.substr(5) == "reviews answered /pkg.Greeter/Hello from pod reviews-v2-0");
+  REQUIRE(ok.trailers.size() == 2);
+  CHECK(ok.trailers[0].name == "grpc-status");
+  CHECK(ok.trailers[0].value == "0");
+  CHECK(header(ok, "grpc-status") == "<missing>");
+
+  call.headers.push_back({"x-echo-grpc-status", "14"});
+  call.headers.push_back({"x-echo-grpc-message", "unavailable on purpose"});
+  Response failed = svc.handle(call);
+  REQUIRE(failed.trailers.size() == 2);
+  CHECK(failed.trailers[0].value == "14");
+  CHECK(failed.trailers[1].value == "unavailable on purpose");
+
+  call.headers.push_back({"x-echo-grpc-trailers-only", "1"});
+  Response only = svc.handle(call);
+  CHECK(only.trailers.empty());
+  CHECK(only.body.empty());
+  CHECK(header(only, "grpc-status") == "14");
+
+  call.version = HttpVersion::http1;  // no trailers on HTTP/1.1: the status is a header
+  call.headers.pop_back();
+  Response h1 = svc.handle(call);
+  CHECK(h1.trailers.empty());
+  CHECK(header(h1, "grpc-status") == "14");
+  CHECK(h1.body.size() > 5);
+}
+
 }  // namespace
 }  // namespace ambit::echo

@@ -1,12 +1,14 @@
 #include "waypoint/proxy/forward.h"
 
 #include <cstddef>
+#include <optional>
 #include <span>
 
 #include "common/base/log.h"
 #include "common/hbone/headers.h"
 #include "waypoint/proxy/cluster.h"
 #include "waypoint/proxy/endpoints.h"
+#include "waypoint/proxy/upstream_http2.h"
 
 namespace ambit::waypoint {
 namespace {
@@ -95,9 +97,28 @@ io::Task<AttemptOutcome> read_response(std::shared_ptr<AttemptState> att, bool h
   co_return out;
 }
 
+AttemptOutcome outcome_of(Http2Exchange ex, bool timed_out) {
+  AttemptOutcome out;
+  out.detail = std::move(ex.detail);
+  out.response = std::move(ex.response);
+  switch (ex.end) {
+    case Http2ExchangeEnd::response:
+      out.end = AttemptEnd::response;
+      break;
+    case Http2ExchangeEnd::bad_response:
+      out.end = AttemptEnd::bad_response;
+      break;
+    case Http2ExchangeEnd::reset:  // the watchdog's reset shows up as one
+      out.end = timed_out ? AttemptEnd::timeout : AttemptEnd::reset;
+      break;
+  }
+  return out;
+}
+
+// `wire` is the HTTP/1.1 request; with `h2` set the request goes as HTTP/2 instead.
 io::Task<AttemptOutcome> attempt_once(ForwardContext& fc, const EndpointCandidate& ep,
-                                      std::string wire, bool head, std::string client_ip,
-                                      io::TimePoint deadline) {
+                                      std::string wire, const http::Http2Message* h2, bool head,
+                                      std::string client_ip, io::TimePoint deadline) {
   AttemptOutcome out;
   if (!fc.proxy.tls()) {
     out.end = AttemptEnd::no_certificate;
@@ -113,12 +134,17 @@ io::Task<AttemptOutcome> attempt_once(ForwardContext& fc, const EndpointCandidat
   auto att = std::make_shared<AttemptState>();
   att->stream = std::move(*opened);
   if (deadline != io::TimePoint::max()) io::spawn(fc.loop, watchdog(fc.loop, att, deadline));
-  Status wrote = co_await att->stream.write(bytes_of(wire));
-  if (!wrote.ok()) {
-    out.end = att->timed_out ? AttemptEnd::timeout : AttemptEnd::reset;
-    out.detail = wrote.error().to_string();
+  if (h2 != nullptr) {
+    Http2Exchange ex = co_await exchange_http2(att->stream, *h2);
+    out = outcome_of(std::move(ex), att->timed_out);
   } else {
-    out = co_await read_response(att, head);
+    Status wrote = co_await att->stream.write(bytes_of(wire));
+    if (!wrote.ok()) {
+      out.end = att->timed_out ? AttemptEnd::timeout : AttemptEnd::reset;
+      out.detail = wrote.error().to_string();
+    } else {
+      out = co_await read_response(att, head);
+    }
   }
   att->done = true;
   att->cancel.cancel();
@@ -292,13 +318,20 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
 
     HeaderMap up = headers;
     up.set("x-envoy-attempt-count", std::to_string(n));
-    std::string wire = serialize_request(request.method, route.path, route.authority, up, request.body);
+    std::string wire;
+    std::optional<http::Http2Message> h2;  // downstream HTTP/2 goes upstream as HTTP/2
+    if (request.http2) {
+      h2 = upstream_http2_request(request.method, route.path, route.authority, up, request);
+    } else {
+      wire = serialize_request(request.method, route.path, route.authority, up, request.body);
+    }
     io::TimePoint deadline = overall;
     if (retry.per_try_timeout && retry.per_try_timeout->count() > 0) {
       deadline = std::min(deadline, fc.loop.now() + *retry.per_try_timeout);
     }
     EndpointLoad load(cluster->endpoint(endpoint_address(ep)));
-    last = co_await attempt_once(fc, ep, std::move(wire), head, client_ip, deadline);
+    last = co_await attempt_once(fc, ep, std::move(wire), h2 ? &*h2 : nullptr, head, client_ip,
+                                 deadline);
     load = EndpointLoad();
     if (last.end != AttemptEnd::no_certificate) {
       cluster->report(endpoint_address(ep), outlier_result(last), fc.loop.now());
@@ -330,6 +363,7 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
   reply.status = last.response.status;
   reply.headers = std::move(last.response.headers);
   reply.body = std::move(last.response.body);
+  reply.trailers = std::move(last.response.trailers);
   if (!set_cookie.empty()) reply.headers.add("set-cookie", set_cookie);
   co_return reply;
 }

@@ -35,6 +35,7 @@ struct UpstreamReply {
   uint32_t status = 0;
   HeaderMap headers;
   std::string body;
+  HeaderMap trailers;  // HTTP/2 only (gRPC's grpc-status)
   bool local = false;  // made by the waypoint, not by a pod
 };
 

@@ -32,6 +32,10 @@ struct Http1Message {
   HeaderMap headers;  // names lower-case
   std::string body;
   bool keep_alive = true;
+  // The same shape carries an HTTP/2 message (http2_front.h, upstream_http2.h): then the
+  // authority is the "host" field and trailers may follow the body.
+  bool http2 = false;
+  HeaderMap trailers;
 };
 
 // Parses one message at a time from a byte stream. Requests (the downstream side) or

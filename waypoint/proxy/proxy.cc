@@ -7,10 +7,12 @@
 
 #include "common/base/log.h"
 #include "common/hbone/headers.h"
+#include "common/http/http2_codec.h"
 #include "waypoint/authz/l7_authz.h"
 #include "waypoint/proxy/endpoints.h"
 #include "waypoint/proxy/forward.h"
 #include "waypoint/proxy/http1_codec.h"
+#include "waypoint/proxy/http2_front.h"
 #include "waypoint/proxy/tcp_proxy.h"
 
 namespace ambit::waypoint {
@@ -43,11 +45,6 @@ std::string hex_id(RandomSource& random) {
   return out;
 }
 
-struct Reply {
-  std::string bytes;
-  bool close = false;
-};
-
 // The request view the decisions read, from the HTTP head and the CONNECT that carried it.
 Request request_view(const Http1Message& msg, const hbone::InboundConnect& c,
                      const ztunnel::Service& svc, const ztunnel::WorkloadStore& store) {
@@ -77,14 +74,16 @@ void describe_source(const hbone::InboundConnect& c, const Request& req,
   }
 }
 
-// One request, start to finish: authz, route, forward, response edits, telemetry.
-io::Task<Reply> serve_request(StatePtr st, const hbone::InboundConnect& c,
-                              const ztunnel::ServicePtr& svc, Http1Message msg) {
+// One request, start to finish: authz, route, forward, response edits, telemetry. The
+// front ends (HTTP/1.1 below, HTTP/2 in http2_front.h) only parse and serialize around it.
+io::Task<UpstreamReply> serve_request(StatePtr st, const hbone::InboundConnect& c,
+                                      ztunnel::ServicePtr svc, Http1Message msg) {
   auto store = st->ctx->workload_store();
   auto snap = st->ctx->l7();
   RequestRecord rec;
   rec.method = msg.method;
   rec.path = msg.target;
+  if (msg.http2) rec.protocol = "HTTP/2";
   rec.request_bytes = msg.body.size();
   rec.destination_service = svc->hostname;
   rec.destination_service_name = svc->name;
@@ -147,12 +146,38 @@ io::Task<Reply> serve_request(StatePtr st, const hbone::InboundConnect& c,
   if (rec.attempts > 0) reply.headers.set("x-envoy-attempt-count", std::to_string(rec.attempts));
   rec.response_code = reply.status;
   rec.response_bytes = reply.body.size();
-  Reply out;
-  out.close = !msg.keep_alive;
-  out.bytes = serialize_response(reply.status, reply.headers, reply.body, msg.method == "HEAD",
-                                 msg.keep_alive);
   if (st->ctx->metrics != nullptr) st->ctx->metrics->finish(rec);
-  co_return out;
+  co_return reply;
+}
+
+// An HTTP/2 stream reset (or connection ended) for a protocol error, or a request refused
+// with 413 before the decisions: the log and, for a stream, the access log say why.
+void report_rejection(const StatePtr& st, const hbone::InboundConnect& c,
+                      const ztunnel::Service& svc, const Http2Rejection& r) {
+  if (r.stream_id == 0) {
+    st->logger->info("HTTP/2 connection from {} ended with GOAWAY {}: {}", c.peer.id.to_string(),
+                     http::h2_error_name(r.error_code), r.reason);
+    return;
+  }
+  st->logger->info("HTTP/2 stream {} from {} {}: {}", r.stream_id, c.peer.id.to_string(),
+                   r.status != 0 ? "answered " + std::to_string(r.status)
+                                 : "reset with " + std::string(http::h2_error_name(r.error_code)),
+                   r.reason);
+  if (st->ctx->metrics == nullptr) return;
+  RequestRecord rec;
+  rec.protocol = "HTTP/2";
+  rec.method = r.request.method.empty() ? "-" : r.request.method;
+  rec.path = r.request.target.empty() ? "-" : r.request.target;
+  rec.authority = std::string(r.request.headers.get("host").value_or(c.request.authority));
+  rec.destination_service = svc.hostname;
+  rec.destination_service_name = svc.name;
+  rec.destination_service_namespace = svc.ns;
+  rec.source_principal = c.peer.id.to_string();
+  rec.source_namespace = c.peer.id.ns;
+  rec.response_code = r.status;
+  rec.add_flag("DPE");  // Envoy's downstream protocol error
+  rec.authz = r.reason;
+  st->ctx->metrics->finish(rec);
 }
 
 // One CONNECT: the service it names, then HTTP/1.1 exchanges until the client is done.
@@ -179,8 +204,21 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
   std::string pending;
   std::vector<std::byte> buf(16384);
   bool eof = false;
+  bool sniffed = false;
   while (true) {
-    while (!pending.empty() && !parser.complete()) {
+    if (!sniffed) {
+      const http::Sniff proto = http::sniff_protocol(pending);
+      if (proto == http::Sniff::http2) {
+        Http2FrontEnd fe{
+            st->loop,
+            [st, &c, svc](Http1Message m) { return serve_request(st, c, svc, std::move(m)); },
+            [st, &c, svc](const Http2Rejection& r) { report_rejection(st, c, *svc, r); }};
+        co_await serve_http2(std::move(fe), s, std::move(pending));
+        co_return;
+      }
+      sniffed = proto == http::Sniff::http1 || eof;
+    }
+    while (sniffed && !pending.empty() && !parser.complete()) {
       Result<size_t> used = parser.feed(pending);
       if (!used.ok()) {
         const bool too_big = used.error().code == Errc::resource_exhausted;
@@ -197,9 +235,13 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
       if (*used == 0) break;
     }
     if (parser.complete()) {
-      Reply r = co_await serve_request(st, c, svc, parser.take());
-      Status w = co_await s.write(bytes_of(r.bytes));
-      if (!w.ok() || r.close) break;
+      Http1Message msg = parser.take();
+      const bool head = msg.method == "HEAD";
+      const bool keep_alive = msg.keep_alive;
+      UpstreamReply r = co_await serve_request(st, c, svc, std::move(msg));
+      std::string bytes = serialize_response(r.status, r.headers, r.body, head, keep_alive);
+      Status w = co_await s.write(bytes_of(bytes));
+      if (!w.ok() || !keep_alive) break;
       continue;
     }
     if (eof) break;

@@ -1,0 +1,40 @@
+// One request to a pod as HTTP/2 prior knowledge, inside an HBONE stream already opened to
+// pod_ip:15008 (Istio's "use downstream protocol": a request that arrived as HTTP/2 leaves
+// as HTTP/2). One HTTP/2 connection per attempt, so a retry never shares state with the
+// attempt it replaces and a reset of the HBONE stream (the attempt watchdog) ends it.
+//
+// The request is sent whole (body and trailers) and the response read whole: body buffered
+// up to kMaxBufferedBody, trailers kept (gRPC's grpc-status), a trailers-only answer kept as
+// headers only.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/hbone/connection.h"
+#include "common/http/http2_codec.h"
+#include "common/io/task.h"
+#include "waypoint/proxy/http1_codec.h"
+
+namespace ambit::waypoint {
+
+enum class Http2ExchangeEnd { response, reset, bad_response };
+
+struct Http2Exchange {
+  Http2ExchangeEnd end = Http2ExchangeEnd::reset;
+  Http1Message response;  // end == response: status, headers, body, trailers
+  std::string detail;     // otherwise: what happened, e.g. "upstream reset: REFUSED_STREAM"
+};
+
+// The upstream request: method, :path and :authority as routed, the edited headers.
+http::Http2Message upstream_http2_request(std::string_view method, std::string_view path,
+                                          std::string_view authority, const HeaderMap& headers,
+                                          const Http1Message& downstream);
+
+io::Task<Http2Exchange> exchange_http2(hbone::HboneStream& stream, http::Http2Message request);
+
+// Conversions between the waypoint's header map and the codec's field list.
+std::vector<http::Header> to_fields(const HeaderMap& map);
+HeaderMap to_header_map(const std::vector<http::Header>& fields);
+
+}  // namespace ambit::waypoint
