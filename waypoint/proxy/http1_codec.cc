@@ -168,6 +168,7 @@ std::string serialize_request(std::string_view method, std::string_view target,
   if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
     out += "content-length: " + std::to_string(body.size()) + "\r\n";
   }
+  out += "connection: close\r\n";
   out += "\r\n";
   out += body;
   return out;

@@ -88,7 +88,8 @@ class Http1Parser {
 };
 
 // "GET /path HTTP/1.1", Host = authority, the headers (hop-by-hop removed), content-length
-// of the body when there is one or the method usually has one.
+// of the body when there is one or the method usually has one, and "connection: close": each
+// upstream request has its own HBONE stream, which then ends cleanly from both sides.
 std::string serialize_request(std::string_view method, std::string_view target,
                               std::string_view authority, const HeaderMap& headers,
                               std::string_view body);

@@ -82,6 +82,7 @@ TEST_CASE("the upstream request carries the rewritten authority and drops hop-by
   CHECK(out.starts_with("GET /v2/x HTTP/1.1\r\nhost: reviews.shop:9080\r\n"));
   CHECK(out.find("end-user: jason\r\n") != std::string::npos);
   CHECK(out.find("keep-alive") == std::string::npos);
+  CHECK(out.find("connection: close\r\n") != std::string::npos);
   CHECK(out.find("old") == std::string::npos);
 }
 

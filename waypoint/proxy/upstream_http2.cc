@@ -68,6 +68,12 @@ io::Task<Http2Exchange> exchange_http2(hbone::HboneStream& stream, http::Http2Me
         out.response.headers = to_header_map(e.message.headers);
         out.response.body = std::move(e.message.body);
         out.response.trailers = to_header_map(e.message.trailers);
+        // One request per connection: say so, so the pod closes its side cleanly.
+        codec->terminate(http::kH2NoError);
+        wire = codec->take_output();
+        Status bye = co_await stream.write(std::span<const std::byte>(
+            reinterpret_cast<const std::byte*>(wire.data()), wire.size()));
+        (void)bye;
         co_return out;
       }
       out.end = e.by_peer ? Http2ExchangeEnd::reset : Http2ExchangeEnd::bad_response;
