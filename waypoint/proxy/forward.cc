@@ -8,6 +8,7 @@
 #include "common/hbone/headers.h"
 #include "waypoint/proxy/cluster.h"
 #include "waypoint/proxy/endpoints.h"
+#include "waypoint/proxy/stream_end.h"
 #include "waypoint/proxy/upstream_http2.h"
 
 namespace ambit::waypoint {
@@ -17,8 +18,6 @@ constexpr uint16_t kHbonePort = 15008;
 // Envoy's default retry back-off base; retries here wait a fixed base (no jitter needed for
 // the handful of retries a route allows).
 constexpr auto kRetryBackoff = std::chrono::milliseconds(25);
-// How long a finished exchange waits for the pod to end its side of the stream.
-constexpr auto kLingerLimit = std::chrono::seconds(2);
 
 enum class AttemptEnd { response, no_certificate, connect_failure, reset, timeout, bad_response };
 
@@ -42,21 +41,6 @@ io::Task<void> watchdog(io::EventLoop& loop, std::shared_ptr<AttemptState> att,
   if (!slept.ok() || att->done) co_return;
   att->timed_out = true;
   att->stream.reset();
-}
-
-// Reads a finished exchange's stream to its end (bounded by kLingerLimit), then drops it.
-io::Task<void> linger(io::EventLoop& loop, hbone::HboneStream stream) {
-  auto att = std::make_shared<AttemptState>();
-  att->stream = std::move(stream);
-  io::spawn(loop, watchdog(loop, att, loop.now() + kLingerLimit));
-  std::vector<std::byte> buf(4096);
-  while (true) {
-    Result<size_t> n = co_await att->stream.read(std::span<std::byte>(buf));
-    if (!n.ok() || *n == 0) break;
-    att->stream.consume(*n);
-  }
-  att->done = true;
-  att->cancel.cancel();
 }
 
 std::span<const std::byte> bytes_of(const std::string& s) {
@@ -166,11 +150,12 @@ io::Task<AttemptOutcome> attempt_once(ForwardContext& fc, const EndpointCandidat
   att->done = true;
   att->cancel.cancel();
   // Half-close our side. After a response the pod ends its side too (connection: close, or
-  // the HTTP/2 GOAWAY): let the stream close cleanly rather than reset it, since servers
-  // rate-limit resets (a burst of them costs the whole HBONE connection). Otherwise dropping
-  // the handle resets whatever the pod still sends.
+  // the HTTP/2 GOAWAY): let the stream close cleanly (stream_end.h). Otherwise dropping the
+  // handle resets whatever the pod still sends.
   (void)att->stream.close_write();
-  if (out.end == AttemptEnd::response) io::spawn(fc.loop, linger(fc.loop, std::move(att->stream)));
+  if (out.end == AttemptEnd::response) {
+    io::spawn(fc.loop, linger_owned(fc.loop, std::move(att->stream)));
+  }
   co_return out;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/http/http2_codec.h"
+#include "waypoint/proxy/stream_end.h"
 #include "waypoint/proxy/upstream_http2.h"
 
 namespace ambit::waypoint {
@@ -122,6 +123,7 @@ io::Task<void> serve_http2(Http2FrontEnd fe, hbone::HboneStream& stream, std::st
   std::string data = std::move(first_bytes);
   std::vector<std::byte> buf(16384);
   bool reported_goaway = false;
+  bool client_done = false;
   while (true) {
     if (!data.empty()) {
       Status fed = c->codec->feed(data);
@@ -142,7 +144,10 @@ io::Task<void> serve_http2(Http2FrontEnd fe, hbone::HboneStream& stream, std::st
       c->broken = true;  // the tunnel was reset: answers have nowhere to go
       break;
     }
-    if (*n == 0) break;  // the client half-closed: answer what is in flight, then end
+    if (*n == 0) {  // the client half-closed: answer what is in flight, then end
+      client_done = true;
+      break;
+    }
     stream.consume(*n);
     data.assign(reinterpret_cast<const char*>(buf.data()), *n);
   }
@@ -154,6 +159,7 @@ io::Task<void> serve_http2(Http2FrontEnd fe, hbone::HboneStream& stream, std::st
   if (!c->broken) {
     co_await flush(c);
     (void)stream.close_write();
+    if (!client_done) co_await linger(c->fe.loop, stream);
   }
 }
 
