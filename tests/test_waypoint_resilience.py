@@ -13,6 +13,7 @@ import collections
 import json
 import os
 import re
+import subprocess
 import time
 
 import pytest
@@ -23,7 +24,6 @@ MESH = os.path.join(MANIFESTS, "resilience")
 APPLY = os.path.join(MANIFESTS, "resilience-apply")
 RUN_DIR = "/run/ambit-lab"
 CLIENT = "client/sleep-0"
-WAYPOINT = "res/waypoint-0"
 
 
 def _wait_for_foreign_lab(timeout: float = 900) -> None:
@@ -90,11 +90,18 @@ def _users(lab: Lab, users: int, repeat: int) -> dict[str, set[str]]:
     return out
 
 
-def ambitctl(lab: Lab, build_dir: str, *args: str) -> str:
-    done = lab.exec(WAYPOINT, os.path.join(build_dir, "tools", "ambitctl", "ambitctl"),
-                    "--admin", "127.0.0.1:15000", *args)
+def ambitctl(build_dir: str, *args: str) -> str:
+    """ambitctl against the waypoint's admin socket."""
+    done = subprocess.run([os.path.join(build_dir, "tools", "ambitctl", "ambitctl"), "--socket",
+                           os.path.join(RUN_DIR, "waypoints", "res_waypoint-0.sock"), *args],
+                          capture_output=True, text=True, timeout=10)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def _endpoint_rows(build_dir: str, service: str) -> list[dict]:
+    rows = json.loads(ambitctl(build_dir, "endpoints", "-o", "json"))
+    return [r for r in rows if r["cluster"] == f"outbound|80||{service}.res.svc.cluster.local"]
 
 
 def test_round_robin_spreads_300_requests_evenly_over_3_endpoints(mesh):
@@ -115,7 +122,7 @@ def test_consistent_hash_keeps_each_user_on_one_endpoint(mesh):
 
 def _waypoint_metrics(lab: Lab) -> str:
     pod = next(p for p in lab.status()["pods"] if p["name"] == "waypoint-0")
-    done = lab.exec(WAYPOINT, "curl", "-s", "--max-time", "3", f"http://{pod['ip']}:15020/metrics")
+    done = lab.exec("res/waypoint-0", "curl", "-s", "--max-time", "3", f"http://{pod['ip']}:15020/metrics")
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -130,7 +137,7 @@ def _series(metrics: str, service: str, code: str, flags: str) -> int:
     return total
 
 
-def test_max_connections_1_pending_1_turns_the_excess_of_20_slow_requests_into_503_uo(mesh):
+def test_max_connections_1_pending_1_turns_the_excess_of_20_slow_requests_into_503_uo(mesh, build_dir):
     script = ("for i in $(seq 20); do curl -s -o /dev/null --max-time 10 -w '%{http_code}\\n' "
               "http://slow.res/delay/1 & done; wait")
     codes = collections.Counter(row[0] for row in _requests(mesh, script))
@@ -141,9 +148,14 @@ def test_max_connections_1_pending_1_turns_the_excess_of_20_slow_requests_into_5
     assert _series(metrics, "slow.res.svc.cluster.local", "503", "UO") == codes["503"], codes
     log = open(os.path.join(RUN_DIR, "logs", "waypoint_res_waypoint-0.log")).read()
     assert re.search(r'"GET /delay/1 HTTP/1.1" 503 UO details=pending_overflow', log), log[-2000:]
+    clusters = {c["name"]: c for c in json.loads(ambitctl(build_dir, "clusters", "-o", "json"))}
+    slow = clusters["outbound|80||slow.res.svc.cluster.local"]
+    assert slow["limits"]["maxConnections"] == 1 and slow["limits"]["maxPendingRequests"] == 1, slow
+    assert slow["counters"]["overflowPending"] == codes["503"], slow
+    assert "slow.res.svc.cluster.local" in ambitctl(build_dir, "clusters")
 
 
-def test_outlier_ejects_the_failing_endpoint_then_tries_it_again(mesh):
+def test_outlier_ejects_the_failing_endpoint_then_tries_it_again(mesh, build_dir):
     # od: round robin over od-good-0, od-good-1 and od-bad-0 (always 500); 3 consecutive
     # 5xx eject it for 4 s. 30 requests take well under 4 s.
     first = _served_by(mesh, "http://od.res/get", 30)
@@ -151,18 +163,31 @@ def test_outlier_ejects_the_failing_endpoint_then_tries_it_again(mesh):
     assert len(failures) == 3, first
     assert all(first[i][0] == "500" for i in failures), first
     assert all(status == "200" for status, _ in first[failures[-1] + 1:]), first
+    table = ambitctl(build_dir, "endpoints")
+    assert re.search(r"outbound\|80\|\|od\.res\S*\s+\S+\s+od-bad-0\s+EJECTED\s+\S+Z \(\ds\)\s+1\s", table), table
+    assert len(re.findall(r"od-good-\d\s+HEALTHY", table)) == 2, table
     time.sleep(4.5)
     again = _served_by(mesh, "http://od.res/get", 6)
     assert any(status == "500" for status, _ in again), f"od-bad-0 not tried again: {again}"
 
 
-def test_outlier_never_ejects_beyond_max_ejection_percent(mesh):
+def test_outlier_never_ejects_beyond_max_ejection_percent(mesh, build_dir):
     # od2: two of three endpoints always fail; maxEjectionPercent 34 lets only one go.
     served = _served_by(mesh, "http://od2.res/get", 30)
     tail = served[15:]
     # One bad ejected: round robin alternates the good one and the other bad one (7 or 8
     # failures of 15); none ejected would fail 10, both ejected none.
     assert 6 <= sum(status == "500" for status, _ in tail) <= 9, served
+    health = {r["workload"]: r["health"] for r in _endpoint_rows(build_dir, "od2")}
+    assert sorted(health.values()) == ["EJECTED", "HEALTHY", "HEALTHY"], health
+    assert health["od2-good-0"] == "HEALTHY", health
+
+
+def test_ambitctl_routes_shows_a_rule_per_served_service(mesh, build_dir):
+    table = ambitctl(build_dir, "routes")
+    assert table.startswith("SERVICE"), table
+    for svc in ("rr", "sticky", "slow", "od", "od2"):
+        assert re.search(rf"(?m)^{svc}\.res\.svc\.cluster\.local\s+.*{svc}\.res\.svc\.cluster\.local\S* 100%", table), table
 
 
 def test_zz_consistent_hash_moves_only_users_of_the_endpoint_that_left(mesh):

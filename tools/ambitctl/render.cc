@@ -99,6 +99,93 @@ std::string certificates_table(const json& arr) {
                       sorted(std::move(rows)));
 }
 
+// A waypoint's clusters: policy, limits ("-" = unlimited) and what the limits refused.
+std::string clusters_table(const json& arr) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& c : arr) {
+    const json limits = c.value("limits", json::object());
+    const json n = c.value("counters", json::object());
+    rows.push_back({field(c, "name"), field(c, "destinationRule"), field(c, "loadBalancer"),
+                    field(limits, "maxConnections"), field(limits, "maxPendingRequests"),
+                    field(limits, "maxRequests"), field(limits, "maxRetries"),
+                    field(n, "activeStreams") + "/" + field(n, "pendingRequests"),
+                    field(n, "overflowPending") + "/" + field(n, "overflowRequests") + "/" +
+                        field(n, "overflowRetries"),
+                    field(n, "ejections")});
+  }
+  return render_table({"CLUSTER", "DESTINATION-RULE", "LB", "MAX-CONN", "MAX-PENDING", "MAX-REQ",
+                       "MAX-RETRIES", "ACTIVE/PENDING", "OVERFLOW(P/R/RETRY)", "EJECTIONS"},
+                      sorted(std::move(rows)));
+}
+
+// A waypoint's endpoints with their outlier state.
+std::string endpoints_table(const json& arr) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& e : arr) {
+    std::string until = "-";
+    if (e.contains("ejectedUntil") && e["ejectedUntil"].is_string()) {
+      until = e["ejectedUntil"].get<std::string>() + " (" +
+              std::to_string(e.value("ejectedRemainingMs", int64_t{0}) / 1000) + "s)";
+    }
+    rows.push_back({field(e, "cluster"), field(e, "address"), field(e, "workload"),
+                    field(e, "health"), until, field(e, "timesEjected"),
+                    field(e, "consecutive5xx") + "/" + field(e, "consecutiveGatewayErrors"),
+                    field(e, "inFlight"), field(e, "requests")});
+  }
+  return render_table({"CLUSTER", "ADDRESS", "WORKLOAD", "HEALTH", "EJECTED-UNTIL",
+                       "TIMES-EJECTED", "ERRORS(5XX/GW)", "IN-FLIGHT", "REQUESTS"},
+                      sorted(std::move(rows)));
+}
+
+// Where a route sends: "host[/subset][:port] weight%", comma-separated.
+std::string route_targets(const json& rule) {
+  if (rule.contains("redirect")) return "redirect " + field(rule["redirect"], "uri");
+  if (rule.contains("direct_response")) return "direct " + field(rule["direct_response"], "status");
+  std::string out;
+  for (const json& d : rule.value("route", json::array())) {
+    std::string t = field(d, "host");
+    if (d.contains("subset")) t += "/" + field(d, "subset");
+    if (d.contains("port")) t += ":" + field(d, "port");
+    out += (out.empty() ? "" : ",") + t + " " + field(d, "weight") + "%";
+  }
+  return out.empty() ? "-" : out;
+}
+
+std::string route_matches(const json& rule) {
+  std::string out;
+  for (const json& m : rule.value("match", json::array())) {
+    std::string one;
+    for (const auto& [k, v] : m.items()) {
+      if (k == "name") continue;
+      one += (one.empty() ? "" : " ") + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+    }
+    out += (out.empty() ? "" : " | ") + (one.empty() ? "*" : one);
+  }
+  return out.empty() ? "*" : out;
+}
+
+// A waypoint's routes, one row per rule in match order, then the resources not applied.
+std::string routes_table(const json& dump) {
+  std::vector<std::vector<std::string>> rows;
+  for (const json& t : dump.value("routes", json::array())) {
+    for (const json& r : t.value("rules", json::array())) {
+      const json retries = r.value("retries", json::object());
+      std::string timeout = r.value("timeout_ms", int64_t{0}) > 0 ? field(r, "timeout_ms") + "ms" : "-";
+      rows.push_back({field(t, "service"), field(t, "virtual_service"), field(r, "name"),
+                      route_matches(r), route_targets(r), timeout, field(retries, "attempts")});
+    }
+  }
+  std::string out = render_table({"SERVICE", "VIRTUAL-SERVICE", "RULE", "MATCH", "DESTINATION",
+                                  "TIMEOUT", "RETRIES"},
+                                 rows);
+  std::vector<std::vector<std::string>> problems;
+  for (const json& p : dump.value("problems", json::array())) {
+    problems.push_back({field(p, "kind"), field(p, "resource"), field(p, "reason")});
+  }
+  if (!problems.empty()) out += "\n" + render_table({"NOT-APPLIED", "RESOURCE", "REASON"}, problems);
+  return out;
+}
+
 // Upper-case, hyphenated header from a camelCase key: "hboneAddr" -> "HBONE-ADDR".
 std::string header_of(const std::string& key) {
   std::string out;
@@ -230,7 +317,12 @@ std::string to_yaml(const nlohmann::json& j) {
 }
 
 std::string render_section_table(std::string_view section, const nlohmann::json& value) {
+  if (section == "routes" && value.is_object() && value.contains("routes")) {
+    return routes_table(value);
+  }
   if (value.is_array()) {
+    if (section == "clusters") return clusters_table(value);
+    if (section == "endpoints") return endpoints_table(value);
     if (section == "workloads") return workloads_table(value);
     if (section == "services") return services_table(value);
     if (section == "policies") return policies_table(value);

@@ -22,7 +22,8 @@ std::string render_table(const std::vector<std::string>& header,
 std::string to_yaml(const nlohmann::json& j);
 
 // The table of one config_dump section. Known sections get istioctl's columns (workloads:
-// NAMESPACE POD-NAME ADDRESS NODE WAYPOINT PROTOCOL); any other array of objects gets one
+// NAMESPACE POD-NAME ADDRESS NODE WAYPOINT PROTOCOL); a waypoint's routes, clusters and
+// endpoints get one row per rule, cluster and endpoint; any other array of objects gets one
 // column per scalar field.
 std::string render_section_table(std::string_view section, const nlohmann::json& value);
 

@@ -80,4 +80,54 @@ TEST_CASE("log levels render as a sorted table") {
 }
 
 }  // namespace
+TEST_CASE("a waypoint's clusters show policy, limits and overflows") {
+  json clusters = json::parse(R"([
+    {"name":"outbound|80||slow.res.svc.cluster.local","destinationRule":"res/slow",
+     "loadBalancer":"LEAST_REQUEST","limits":{"maxConnections":1,"maxPendingRequests":1,
+     "maxRequests":null,"maxRetries":null,"connectTimeoutMs":10000},
+     "counters":{"activeStreams":1,"pendingRequests":0,"activeRetries":0,"overflowPending":18,
+     "overflowRequests":0,"overflowRetries":0,"ejections":0,"ejectionsSkipped":0}}])");
+  CHECK(render_section_table("clusters", clusters) ==
+        "CLUSTER                                   DESTINATION-RULE   LB              MAX-CONN"
+        "   MAX-PENDING   MAX-REQ   MAX-RETRIES   ACTIVE/PENDING   OVERFLOW(P/R/RETRY)   EJECTIONS\n"
+        "outbound|80||slow.res.svc.cluster.local   res/slow           LEAST_REQUEST   1       "
+        "   1             -         -             1/0              18/0/0                0\n");
+}
+
+TEST_CASE("a waypoint's endpoints show who is ejected and until when") {
+  json eps = json::parse(R"([
+    {"cluster":"outbound|80||od.res.svc.cluster.local","address":"10.244.1.4:8080",
+     "workload":"od-bad-0","health":"EJECTED","ejectedUntil":"2026-01-02T03:04:05Z",
+     "ejectedRemainingMs":3500,"timesEjected":1,"consecutive5xx":0,
+     "consecutiveGatewayErrors":0,"inFlight":0,"requests":3},
+    {"cluster":"outbound|80||od.res.svc.cluster.local","address":"10.244.0.4:8080",
+     "workload":"od-good-0","health":"HEALTHY","ejectedUntil":null,"ejectedRemainingMs":0,
+     "timesEjected":0,"consecutive5xx":0,"consecutiveGatewayErrors":0,"inFlight":2,
+     "requests":14}])");
+  std::string t = render_section_table("endpoints", eps);
+  CHECK(t.starts_with("CLUSTER "));
+  CHECK(t.find("10.244.0.4:8080   od-good-0   HEALTHY   -                           0") !=
+        std::string::npos);
+  CHECK(t.find("10.244.1.4:8080   od-bad-0    EJECTED   2026-01-02T03:04:05Z (3s)   1") !=
+        std::string::npos);
+}
+
+TEST_CASE("a waypoint's routes: one row per rule, then what was not applied") {
+  json routes = json::parse(R"({"routes":[{"service":"reviews.shop.svc.cluster.local",
+    "virtual_service":"shop/reviews","rules":[
+      {"name":"jason","match":[{"headers":{"end-user":"exact:jason"}}],
+       "route":[{"host":"reviews.shop.svc.cluster.local","subset":"v2","weight":100}],
+       "timeout_ms":0,"retries":{"attempts":2}},
+      {"name":"canary","match":[],"timeout_ms":500,"retries":{"attempts":2},
+       "route":[{"host":"reviews","subset":"v1","weight":90},{"host":"reviews","subset":"v2","weight":10}]}]}],
+    "problems":[{"kind":"VirtualService","resource":"shop/bad","code":"config","reason":"no hosts"}]})");
+  std::string t = render_section_table("routes", routes);
+  CHECK(t.find("jason    headers={\"end-user\":\"exact:jason\"}   reviews.shop.svc.cluster.local/v2 100%")
+        != std::string::npos);
+  CHECK(t.find("canary   *") != std::string::npos);
+  CHECK(t.find("reviews/v1 90%,reviews/v2 10%            500ms     2\n") != std::string::npos);
+  CHECK(t.find("NOT-APPLIED      RESOURCE   REASON\nVirtualService   shop/bad   no hosts\n") !=
+        std::string::npos);
+}
+
 }  // namespace ambit::ambitctl

@@ -15,6 +15,7 @@
 #include "common/metrics/registry.h"
 #include "common/xds/client.h"
 #include "waypoint/app/l7_state.h"
+#include "waypoint/proxy/cluster_dump.h"
 #include "waypoint/proxy/endpoints.h"
 #include "waypoint/proxy/proxy.h"
 #include "waypoint/route/route_dump.h"
@@ -59,6 +60,7 @@ struct WaypointApp::Impl {
 
   ztunnel::StoreHolder store;
   std::atomic<std::shared_ptr<const L7Snapshot>> l7{L7Snapshot::build(L7Inputs{})};
+  std::shared_ptr<ClusterRegistry> clusters = std::make_shared<ClusterRegistry>();
   std::unique_ptr<xds::XdsClient> xds;
 
   std::unique_ptr<io::WorkerPool> workers;
@@ -86,8 +88,9 @@ struct WaypointApp::Impl {
   Status init_xds();
   Status init_admin();
   Status readiness() const;
-  json clusters() const;
-  json endpoints() const;
+  std::vector<ClusterRef> cluster_refs() const;
+  json clusters_dump() const;
+  json endpoints_dump() const;
   void shutdown();
 };
 
@@ -122,6 +125,7 @@ Status WaypointApp::Impl::init_data_path() {
   ctx->metrics = request_metrics.get();
   ctx->tcp_metrics = tcp_metrics.get();
   ctx->access_log = access_log.get();
+  ctx->clusters = clusters;
   auto addr = io::SocketAddress::parse(cfg.listen);
   if (!addr) return addr.take_error();
 
@@ -175,50 +179,57 @@ Status WaypointApp::Impl::init_xds() {
   return xds->start();
 }
 
-json WaypointApp::Impl::clusters() const {
+// Every cluster a route can reach: each served service port, plus the subset clusters
+// requests have used.
+std::vector<ClusterRef> WaypointApp::Impl::cluster_refs() const {
+  std::map<std::string, ClusterRef> refs;
+  for (const auto& [host, table] : l7.load()->route_tables()) {
+    for (uint32_t port : table.service().ports) {
+      std::string name = cluster_name(port, "", host);
+      refs[name] = {name, host, "", port};
+    }
+  }
+  for (const auto& c : clusters->all()) {
+    if (auto ref = parse_cluster_name(c->name())) refs[ref->name] = *ref;
+  }
+  std::vector<ClusterRef> out;
+  for (auto& [name, ref] : refs) out.push_back(std::move(ref));
+  return out;
+}
+
+json WaypointApp::Impl::clusters_dump() const {
   auto snap = l7.load();
   json out = json::array();
-  for (const auto& [host, table] : snap->route_tables()) {
-    for (uint32_t port : table.service().ports) {
-      auto policy = snap->destinations().resolve(host, table.service().ns, "", port);
-      json c = {{"name", "outbound|" + std::to_string(port) + "||" + host},
-                {"service", host},
-                {"port", port}};
-      if (policy) {
-        c["destinationRule"] = policy->rule;
-        c["loadBalancer"] = std::string(lb_policy_name(policy->load_balancer.policy));
-      }
-      out.push_back(std::move(c));
-    }
+  for (const auto& ref : cluster_refs()) {
+    auto policy = snap->destinations().resolve(ref.host, namespace_of_host(ref.host), ref.subset,
+                                               ref.port);
+    auto cluster = clusters->find(ref.name);
+    out.push_back(dump_cluster(ref, policy ? &*policy : nullptr, cluster.get()));
   }
   return out;
 }
 
-json WaypointApp::Impl::endpoints() const {
+json WaypointApp::Impl::endpoints_dump() const {
   auto snap = l7.load();
   auto st = store.get();
-  json out = json::object();
-  for (const auto& [host, table] : snap->route_tables()) {
-    auto svc = st->service_by_key(table.service().ns + "/" + host);
-    if (!svc) continue;
-    for (uint32_t port : table.service().ports) {
-      json eps = json::array();
-      for (const auto& ep : eligible_endpoints(*st, *svc, port, nullptr)) {
-        eps.push_back({{"address", ep.ip + ":" + std::to_string(ep.target_port)},
-                       {"workload", ep.workload->name},
-                       {"identity", ep.workload->identity().to_string()},
-                       {"labels", endpoint_labels(*ep.workload)}});
-      }
-      out["outbound|" + std::to_string(port) + "||" + host] = std::move(eps);
-    }
+  const auto now = std::chrono::steady_clock::now();
+  const auto wall = std::chrono::system_clock::now();
+  json out = json::array();
+  for (const auto& ref : cluster_refs()) {
+    const std::string ns = namespace_of_host(ref.host);
+    auto svc = st->service_by_key(ns + "/" + ref.host);
+    auto policy = snap->destinations().resolve(ref.host, ns, ref.subset, ref.port);
+    if (!svc || !policy) continue;
+    auto candidates = eligible_endpoints(*st, *svc, ref.port, &*policy);
+    dump_endpoints(ref, candidates, clusters->find(ref.name).get(), now, wall, out);
   }
   return out;
 }
 
 Status WaypointApp::Impl::init_admin() {
   admin.set_section("routes", [this] { return dump_routes(*l7.load()); });
-  admin.set_section("clusters", [this] { return clusters(); });
-  admin.set_section("endpoints", [this] { return endpoints(); });
+  admin.set_section("clusters", [this] { return clusters_dump(); });
+  admin.set_section("endpoints", [this] { return endpoints_dump(); });
   admin.set_section("workloads", [this] { return ztunnel::dump_workloads(*store.get()); });
   admin.set_section("services", [this] { return ztunnel::dump_services(*store.get()); });
   admin.set_section("certificates", [this] { return cert_manager->dump(); });

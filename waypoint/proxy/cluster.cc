@@ -246,6 +246,12 @@ std::shared_ptr<Cluster> ClusterRegistry::get(const std::string& name) {
   return c;
 }
 
+std::shared_ptr<Cluster> ClusterRegistry::find(const std::string& name) const {
+  std::lock_guard lock(mu_);
+  auto it = clusters_.find(name);
+  return it == clusters_.end() ? nullptr : it->second;
+}
+
 std::vector<std::shared_ptr<Cluster>> ClusterRegistry::all() const {
   std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<Cluster>> out;

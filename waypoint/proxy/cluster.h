@@ -160,6 +160,7 @@ std::string endpoint_address(const EndpointCandidate& c);
 class ClusterRegistry {
  public:
   std::shared_ptr<Cluster> get(const std::string& name);
+  std::shared_ptr<Cluster> find(const std::string& name) const;  // null when never used
   std::vector<std::shared_ptr<Cluster>> all() const;
 
  private:

@@ -156,9 +156,10 @@ def start_waypoint(state: dict, pod: PodPlan) -> None:
     if cp is None or not os.access(waypoints.binary(), os.X_OK):
         say(f"no waypoint for {pod.key}: {waypoints.binary()} is not built or there is no control plane")
         return
+    os.makedirs(os.path.dirname(waypoints.admin_socket(pod)), exist_ok=True)
     launch(state, role="waypoint", name=f"waypoint/{pod.namespace}/{pod.name}", node=pod.node,
            argv=waypoints.argv(pod, cp), env={}, netns=pod.netns, cgroup=pod_cgroup(state, pod),
-           ready_ports=[waypoints.HBONE_PORT], ip=pod.ip,
+           ready_ports=[waypoints.HBONE_PORT], ip=pod.ip, admin_socket=waypoints.admin_socket(pod),
            metrics_address=f"{pod.ip}:{waypoints.METRICS_PORT}",
            extra={"namespace": pod.namespace, "pod": pod.name, "container": waypoints.CONTAINER,
                   "readiness_address": f"{pod.ip}:{waypoints.READY_PORT}"})

@@ -14,6 +14,7 @@ import os
 
 import yaml
 
+from . import state as st
 from .manifests import Obj
 
 GATEWAY_LABEL = "gateway.networking.k8s.io/gateway-name"
@@ -77,6 +78,11 @@ def is_waypoint_pod(pod) -> bool:
         and pod.owner == f"Deployment/{pod.labels[GATEWAY_LABEL]}"
 
 
+def admin_socket(pod) -> str:
+    """The waypoint's admin socket, reachable from the machine (`ambitctl --socket PATH`)."""
+    return os.path.join(st.RUN_DIR, "waypoints", f"{pod.namespace}_{pod.name}.sock")
+
+
 def argv(pod, cp: dict) -> list[str]:
     gw = pod.labels[GATEWAY_LABEL]
     return [binary(),
@@ -90,6 +96,7 @@ def argv(pod, cp: dict) -> list[str]:
             "--instance-ip", pod.ip,
             "--listen", f"0.0.0.0:{HBONE_PORT}",
             "--admin-address", "127.0.0.1:15000",
+            "--admin-socket", admin_socket(pod),
             "--metrics-address", f"{pod.ip}:{METRICS_PORT}",
             "--readiness-address", f"{pod.ip}:{READY_PORT}",
             "--workers", WORKERS]

@@ -24,3 +24,4 @@ def test_waypoint_argv_uses_the_waypoint_token_and_the_pod_ip():
     assert argv[argv.index("--token-file") + 1] == "/t/waypoint.shop.waypoint"
     assert argv[argv.index("--gateway-name") + 1] == "waypoint"
     assert argv[argv.index("--metrics-address") + 1] == f"{pod.ip}:15020"
+    assert argv[argv.index("--admin-socket") + 1] == f"/run/ambit-lab/waypoints/{pod.namespace}_{pod.name}.sock"
