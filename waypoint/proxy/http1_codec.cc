@@ -1,5 +1,7 @@
 #include "waypoint/proxy/http1_codec.h"
 
+#include <cctype>
+
 #include "common/http/message.h"
 
 namespace ambit::waypoint {
@@ -13,6 +15,18 @@ bool hop_by_hop(std::string_view name) {
     if (iequals(name, h)) return true;
   }
   return false;
+}
+
+// RFC 9110 token characters: what a field name may be made of.
+bool header_name_ok(std::string_view name) {
+  if (name.empty()) return false;
+  for (unsigned char c : name) {
+    if (std::isalnum(c) == 0 && std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) ==
+                                    std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
 }
 
 void append_headers(std::string& out, const HeaderMap& headers) {
@@ -52,6 +66,7 @@ int Http1Parser::on_message_begin(http_parser* p) {
   s->value_.clear();
   s->in_value_ = false;
   s->started_ = true;
+  s->headers_done_ = false;
   s->head_bytes_ = 0;
   return 0;
 }
@@ -91,6 +106,14 @@ int Http1Parser::on_header_value(http_parser* p, const char* at, size_t len) {
 int Http1Parser::on_headers_complete(http_parser* p) {
   auto* s = self(p);
   s->flush_header();
+  s->headers_done_ = true;
+  // (-1: an error; 1 and 2 mean "no body" here.)
+  if (p->http_major != 1) return (s->reject_ = "unsupported HTTP version", -1);
+  // libhttp-parser lets "Content-Length : 5" through (and frames the body by it): a name that
+  // is not a token would reach the upstream as a second, different header. RFC 9112 5.1: 400.
+  for (const auto& f : s->current_.headers.fields()) {
+    if (!header_name_ok(f.name)) return (s->reject_ = "invalid header name", -1);
+  }
   if (s->kind_ == Kind::request) {
     s->current_.method = http_method_str(static_cast<http_method>(p->method));
   } else {
@@ -113,6 +136,8 @@ int Http1Parser::on_body(http_parser* p, const char* at, size_t len) {
 
 int Http1Parser::on_message_complete(http_parser* p) {
   auto* s = self(p);
+  // Seen with HTTP/0.x request lines: a message that ends without its head being complete.
+  if (!s->headers_done_) return (s->reject_ = "unsupported HTTP version", 1);
   s->complete_ = true;
   s->current_.keep_alive = http_should_keep_alive(p) != 0;
   http_parser_pause(p, 1);
@@ -138,6 +163,27 @@ Result<size_t> Http1Parser::feed(std::string_view data) {
                                           http_errno_description(err));
   }
   return used;
+}
+
+uint32_t Http1Parser::error_status() const {
+  if (reject_.starts_with("body")) return 413;
+  if (reject_.starts_with("headers")) return 431;
+  if (reject_.starts_with("request line")) return 414;
+  return 400;
+}
+
+std::string Http1Parser::error_details() const {
+  if (reject_.starts_with("body")) return "http1.body_too_large";
+  if (reject_.starts_with("invalid header name")) return "http1.invalid_header_name";
+  if (reject_.starts_with("unsupported HTTP version")) return "http1.invalid_version";
+  if (reject_.starts_with("headers")) return "http1.headers_too_large";
+  if (reject_.starts_with("request line")) return "http1.uri_too_long";
+  auto err = HTTP_PARSER_ERRNO(&parser_);
+  if (err == HPE_OK || err == HPE_PAUSED) return "";
+  std::string name = http_errno_name(err);  // "HPE_INVALID_HEADER_TOKEN"
+  if (name.starts_with("HPE_")) name.erase(0, 4);
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return "http1." + name;
 }
 
 Status Http1Parser::finish() {

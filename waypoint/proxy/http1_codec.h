@@ -58,6 +58,12 @@ class Http1Parser {
   // was cut off.
   Status finish();
 
+  // After feed() failed: the status to answer with (400; 431, 414 or 413 for an oversized
+  // header block, request line or body) and a named reason in Envoy's response-code-details style
+  // ("http1.invalid_header_token", "http1.headers_too_large", ...).
+  uint32_t error_status() const;
+  std::string error_details() const;
+
   bool complete() const { return complete_; }
   bool started() const { return started_; }
   Http1Message take();
@@ -83,6 +89,7 @@ class Http1Parser {
   bool started_ = false;
   bool complete_ = false;
   bool head_request_ = false;
+  bool headers_done_ = false;
   size_t head_bytes_ = 0;
   std::string reject_;
 };

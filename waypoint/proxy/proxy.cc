@@ -14,6 +14,7 @@
 #include "waypoint/proxy/http1_codec.h"
 #include "waypoint/proxy/http2_front.h"
 #include "waypoint/proxy/tcp_proxy.h"
+#include "waypoint/proxy/trace_context.h"
 
 namespace ambit::waypoint {
 
@@ -38,12 +39,6 @@ std::span<const std::byte> bytes_of(const std::string& s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
 
-std::string hex_id(RandomSource& random) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 32; ++i) out += kHex[random.below(16)];
-  return out;
-}
 
 // The request view the decisions read, from the HTTP head and the CONNECT that carried it.
 Request request_view(const Http1Message& msg, const hbone::InboundConnect& c,
@@ -91,7 +86,7 @@ io::Task<UpstreamReply> serve_request(StatePtr st, const hbone::InboundConnect& 
   Request req = request_view(msg, c, *svc, *store);
   rec.authority = req.authority;
   describe_source(c, req, *store, rec);
-  if (!req.headers.contains("x-request-id")) req.headers.add("x-request-id", hex_id(st->random));
+  rec.trace_id = w3c_trace_id(propagate_trace(req.headers, st->random).upstream.trace_id);
 
   UpstreamReply reply;
   RouteResult routed;
@@ -180,6 +175,23 @@ void report_rejection(const StatePtr& st, const hbone::InboundConnect& c,
   st->ctx->metrics->finish(rec);
 }
 
+// A request the codec refused: one access-log line (flag DPE, the parser's named reason).
+void log_refused(const StatePtr& st, const hbone::InboundConnect& c, const ztunnel::Service& svc,
+                 const Http1Parser& parser) {
+  if (st->ctx->metrics == nullptr) return;
+  auto store = st->ctx->workload_store();
+  RequestRecord rec;
+  rec.method = rec.path = "-";
+  rec.destination_service = svc.hostname;
+  rec.destination_service_name = svc.name;
+  rec.destination_service_namespace = svc.ns;
+  describe_source(c, request_view(Http1Message{}, c, svc, *store), *store, rec);
+  rec.response_code = parser.error_status();
+  rec.add_flag("DPE");
+  rec.details = parser.error_details();
+  st->ctx->metrics->finish(rec);
+}
+
 // One CONNECT: the service it names, then HTTP/1.1 exchanges until the client is done.
 io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneStream s) {
   auto store = st->ctx->workload_store();
@@ -221,10 +233,10 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
     while (sniffed && !pending.empty() && !parser.complete()) {
       Result<size_t> used = parser.feed(pending);
       if (!used.ok()) {
-        const bool too_big = used.error().code == Errc::resource_exhausted;
         st->logger->info("request from {} refused: {}", c.peer.id.to_string(),
                          used.error().to_string());
-        std::string bad = serialize_response(too_big ? 413 : 400, HeaderMap{},
+        log_refused(st, c, *svc, parser);
+        std::string bad = serialize_response(parser.error_status(), HeaderMap{},
                                              used.error().message, false, false);
         Status w = co_await s.write(bytes_of(bad));
         (void)w;

@@ -123,6 +123,7 @@ void RequestMetrics::finish(const RequestRecord& r) {
                         {"upstream_host", r.upstream_host},
                         {"route_name", r.route_name},
                         {"authz", r.authz},
+                        {"trace_id", r.trace_id},
                         {"source_principal", r.source_principal},
                         {"client_ip", r.client_ip},
                         {"destination_service", r.destination_service},
@@ -130,14 +131,14 @@ void RequestMetrics::finish(const RequestRecord& r) {
     access_->info("{}", j.dump());
   } else {
     access_->info("\"{} {} {}\" {} {} details={} attempts={} {}ms in={} out={} authority={} upstream={} "
-                  "route={} authz={} src={} client={} dst={} workload={}",
+                  "route={} authz={} src={} client={} dst={} workload={} trace={}",
                   r.method, r.path, r.protocol, r.response_code, r.response_flags,
                   r.details.empty() ? "-" : r.details, r.attempts,
                   static_cast<uint64_t>(ms), r.request_bytes, r.response_bytes, r.authority,
                   r.upstream_host.empty() ? "-" : r.upstream_host, r.route_name,
                   r.authz.empty() ? "-" : r.authz, r.source_principal,
                   r.client_ip.empty() ? "-" : r.client_ip, r.destination_service,
-                  r.destination_workload);
+                  r.destination_workload, r.trace_id.empty() ? "-" : r.trace_id);
   }
 }
 

@@ -35,6 +35,7 @@ struct RequestRecord {
   std::string details;  // why a local answer or a refused retry (Envoy's response code details)
   uint32_t attempts = 0;
   std::string authz;  // "allow", "deny ns/name", ...
+  std::string trace_id;  // W3C form (32 hex) of the trace the request belongs to
   uint64_t request_bytes = 0, response_bytes = 0;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
 

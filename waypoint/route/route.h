@@ -26,17 +26,11 @@
 #include <string>
 #include <vector>
 
+#include "waypoint/route/random.h"
 #include "waypoint/route/request.h"
 #include "waypoint/route/route_table.h"
 
 namespace ambit::waypoint {
-
-class RandomSource {
- public:
-  virtual ~RandomSource() = default;
-  // A value uniformly distributed in [0, bound); bound > 0.
-  virtual uint64_t below(uint64_t bound) = 0;
-};
 
 // The data path's source: a per-worker generator (not thread-safe; one per worker).
 class SeededRandom final : public RandomSource {
