@@ -167,6 +167,110 @@ def test_explicit_addresses_and_toggles(renderer):
     assert ds["spec"]["template"]["metadata"]["annotations"]["team"] == "mesh"
 
 
+WAYPOINTS = {"waypoint": {"waypoints": [
+    {"name": "waypoint", "namespace": "bookinfo"},
+    {"name": "reviews-wp", "namespace": "shop", "serviceAccount": "reviews", "replicas": 3}]}}
+
+
+def waypoint_objects(docs, name):
+    """(Deployment, Service, container) of one waypoint."""
+    (dep,) = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == name]
+    (svc,) = [d for d in by_kind(docs, "Service") if d["metadata"]["name"] == name]
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    return dep, svc, c
+
+
+def test_no_waypoints_by_default(renderer):
+    docs, r = render(renderer)
+    assert r.returncode == 0, r.stderr
+    assert not by_kind(docs, "Deployment") and not by_kind(docs, "Service")
+
+
+def test_each_listed_waypoint_gets_a_deployment_and_service(renderer):
+    docs, r = render(renderer, WAYPOINTS)
+    assert r.returncode == 0, r.stderr
+    assert len(by_kind(docs, "Deployment")) == 2 and len(by_kind(docs, "Service")) == 2
+    accounts = {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in by_kind(docs, "ServiceAccount")}
+    assert {("bookinfo", "waypoint"), ("shop", "reviews")} <= accounts
+
+    dep, svc, c = waypoint_objects(docs, "reviews-wp")
+    assert dep["metadata"]["namespace"] == svc["metadata"]["namespace"] == "shop"
+    assert dep["spec"]["replicas"] == 3
+    pod = dep["spec"]["template"]
+    assert pod["spec"]["serviceAccountName"] == "reviews"
+    # The Service selects exactly these pods, and the pods are never captured themselves.
+    assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert dep["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert pod["metadata"]["labels"]["istio.io/dataplane-mode"] == "none"
+    ports = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
+    assert ports == {"mesh": 15008, "status-port": 15021}
+    assert {p["containerPort"] for p in c["ports"]} == {15008, 15020, 15021}
+    assert c["image"] == "ambit/waypoint:0.1.0"
+    assert c["resources"]["requests"]["cpu"] == "100m"
+    assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert "add" not in c["securityContext"]["capabilities"]
+    probe = c["readinessProbe"]["httpGet"]
+    assert (probe["path"], probe["port"]) == ("/healthz/ready", 15021)
+
+    assert flag(c, "--gateway-name") == "reviews-wp"
+    assert flag(c, "--namespace") == "shop"
+    assert flag(c, "--service-account") == "reviews"
+    assert flag(c, "--listen") == "0.0.0.0:15008"
+    assert flag(c, "--xds-address") == "istiod.istio-system.svc:15012"
+    assert flag(c, "--token-file") == "/var/run/secrets/tokens/istio-token"
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert mounts["mesh-token"] == "/var/run/secrets/tokens"
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    (src,) = volumes["mesh-token"]["projected"]["sources"]
+    assert src["serviceAccountToken"]["audience"] == "istio-ca"
+    # Every $(VAR) in the args is one the container defines.
+    env = {e["name"] for e in c["env"]}
+    for a in c["args"]:
+        if a.startswith("$("):
+            assert a[2:-1] in env, a
+
+    dep, _, c = waypoint_objects(docs, "waypoint")
+    assert dep["spec"]["replicas"] == 1
+    assert flag(c, "--service-account") == "waypoint"
+
+
+def test_waypoint_with_ambit_cp_uses_its_waypoint_token(renderer):
+    docs, r = render(renderer, dict(WAYPOINTS, controlPlane={"kind": "ambit-cp"}), namespace="ambit-system")
+    assert r.returncode == 0, r.stderr
+    dep, _, c = waypoint_objects(docs, "reviews-wp")
+    assert flag(c, "--xds-address") == "ambit-cp.ambit-system.svc:15012"
+    assert flag(c, "--token-file") == "/var/run/secrets/ambit-cp/waypoint.shop.reviews"
+    volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["mesh-token"]["secret"]["secretName"] == "ambit-cp-waypoint-tokens"
+
+
+def test_waypoint_without_namespace_is_refused(renderer):
+    _, r = render(renderer, {"waypoint": {"waypoints": [{"name": "waypoint"}]}})
+    assert r.returncode != 0
+    assert "waypoint.waypoints[waypoint].namespace is required" in r.stderr
+
+
+def test_rendered_waypoint_args_are_accepted_by_the_binary(renderer, build_dir):
+    """The Deployment would start: the real waypoint binary accepts the rendered args (with
+    $(VAR) expanded as the kubelet does) and gets as far as reading its mounted files."""
+    binary = os.path.join(build_dir, "waypoint", "waypoint")
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"{binary} is not built: run tools/test (or set AMBIT_BUILD_DIR)")
+    docs, r = render(renderer, WAYPOINTS)
+    assert r.returncode == 0, r.stderr
+    _, _, c = waypoint_objects(docs, "reviews-wp")
+    root_cert = flag(c, "--root-cert")
+    if os.path.exists(root_cert):
+        pytest.skip(f"{root_cert} exists on this machine: the binary would really start")
+    env = {"POD_NAME": "reviews-wp-7d9f-x2x", "POD_NAMESPACE": "shop", "INSTANCE_IP": "10.1.2.3"}
+    args = [env.get(a[2:-1], a) if a.startswith("$(") else a for a in c["args"]]
+    done = subprocess.run([binary, *args], env=dict(os.environ, **env), capture_output=True,
+                          text=True, timeout=20)
+    # Exit 2 is a refused flag or value; 1 is a start failure after the config was accepted.
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert "root certificate" in done.stderr and root_cert in done.stderr, done.stderr
+
+
 def test_unknown_control_plane_kind_is_refused(renderer):
     _, r = render(renderer, {"controlPlane": {"kind": "consul"}})
     assert r.returncode != 0
