@@ -11,8 +11,9 @@ from __future__ import annotations
 import collections
 import json
 import re
+import time
 
-from test_waypoint import REVIEWS, _waypoint_metrics, mesh  # noqa: F401 (mesh is a fixture)
+from test_waypoint import FLAKY, REVIEWS, _waypoint_metrics, mesh  # noqa: F401 (mesh is a fixture)
 
 # A python3-h2 client run inside a pod. argv: mode host port; prints one JSON object.
 #   grpc      a POST with content-type application/grpc and a request trailer; headers,
@@ -168,6 +169,28 @@ def test_grpc_trailers_pass_through(mesh):
     assert only["body"] == 0 and only["trailers"] == {}, only
 
 
+def test_grpc_requests_are_counted_as_grpc(mesh):
+    _h2_client(mesh, "grpc")
+    assert re.search(r'istio_requests_total\{[^}]*destination_service="reviews.shop.svc.cluster.local"'
+                     r'[^}]*request_protocol="grpc",response_code="200"[^}]*\} [1-9]', _waypoint_metrics(mesh))
+
+
+def test_retries_and_timeouts_work_over_http2(mesh):
+    # flaky fails 2 of 3 (FFS, process-wide, so one request at a time); the route retries 5xx:
+    # every request ends 200 on attempt 3.
+    for i in range(3):
+        done = mesh.exec("client/frontend-0", "nghttp", "-nv", "-t", "20", f"{FLAKY}/get?n={i}")
+        assert done.returncode == 0, done.stdout[-2000:]
+        assert re.findall(r"recv \(stream_id=\d+\) :status: (\d+)", done.stdout) == ["200"], done.stdout
+        assert re.findall(r"recv \(stream_id=\d+\) x-envoy-attempt-count: (\d+)", done.stdout) == ["3"]
+    # The 0.5 s route timeout of /slow/ answers 504 (flag UT) over HTTP/2 as well.
+    start = time.monotonic()
+    done = mesh.exec("client/sleep-0", "curl", "-s", "--http2-prior-knowledge", "-o", "/dev/null",
+                     "-w", "%{http_version} %{http_code}", "--max-time", "5", f"{REVIEWS}/slow/2")
+    assert done.stdout.strip() == "2 504", done.stdout + done.stderr
+    assert time.monotonic() - start < 1.8
+
+
 def test_protocol_errors_reset_the_stream_or_end_the_connection_and_serving_goes_on(mesh):
     got = _h2_client(mesh, "malformed")
     assert got["streams"]["1"].get("reset") == 1, got   # PROTOCOL_ERROR on the stream without :path
@@ -175,7 +198,7 @@ def test_protocol_errors_reset_the_stream_or_end_the_connection_and_serving_goes
     gone = _h2_client(mesh, "goaway")
     assert gone.get("goaway") == 1, gone                 # GOAWAY(PROTOCOL_ERROR)
     metrics = _waypoint_metrics(mesh)
-    assert re.search(r'istio_requests_total\{[^}]*reporter="waypoint"[^}]*response_code="0",'
+    assert re.search(r'istio_requests_total\{[^}]*reporter="waypoint"[^}]*request_protocol="http",response_code="0",'
                      r'response_flags="DPE"[^}]*\} [1-9]', metrics), "no DPE series for the reset stream"
     # The waypoint keeps serving, over both protocols.
     streams = _h2_many(mesh, "/reviews", count=5)

@@ -79,6 +79,9 @@ io::Task<UpstreamReply> serve_request(StatePtr st, const hbone::InboundConnect& 
   rec.method = msg.method;
   rec.path = msg.target;
   if (msg.http2) rec.protocol = "HTTP/2";
+  if (msg.headers.get("content-type").value_or("").starts_with("application/grpc")) {
+    rec.request_protocol = "grpc";  // Istio's request_protocol label
+  }
   rec.request_bytes = msg.body.size();
   rec.destination_service = svc->hostname;
   rec.destination_service_name = svc->name;
@@ -171,7 +174,7 @@ void report_rejection(const StatePtr& st, const hbone::InboundConnect& c,
   rec.source_namespace = c.peer.id.ns;
   rec.response_code = r.status;
   rec.add_flag("DPE");  // Envoy's downstream protocol error
-  rec.authz = r.reason;
+  rec.details = r.reason;
   st->ctx->metrics->finish(rec);
 }
 

@@ -49,7 +49,7 @@ metrics::LabelValues labels_of(const RequestRecord& r) {
           r.destination_service_namespace,
           r.destination_app,
           r.destination_version,
-          "http",
+          r.request_protocol,
           std::to_string(r.response_code),
           r.response_flags,
           "mutual_tls"};

@@ -30,6 +30,7 @@ struct RequestRecord {
   std::string route_name;
   // What happened.
   std::string method, path, authority, protocol = "HTTP/1.1";
+  std::string request_protocol = "http";  // the metrics label: "http" or "grpc"
   uint32_t response_code = 0;
   std::string response_flags = "-";
   std::string details;  // why a local answer or a refused retry (Envoy's response code details)
