@@ -116,10 +116,12 @@ AttemptOutcome outcome_of(Http2Exchange ex, bool timed_out) {
   return out;
 }
 
-// `wire` is the HTTP/1.1 request; with `h2` set the request goes as HTTP/2 instead.
+// `wire` is the HTTP/1.1 request (followed by `rest` when its body streams); with `h2` set
+// the request goes as HTTP/2 instead.
 io::Task<AttemptOutcome> attempt_once(ForwardContext& fc, const EndpointCandidate& ep,
                                       std::string wire, const http::Http2Message* h2, bool head,
-                                      std::string client_ip, io::TimePoint deadline) {
+                                      std::string client_ip, io::TimePoint deadline,
+                                      BodyStream* rest) {
   AttemptOutcome out;
   if (!fc.proxy.tls()) {
     out.end = AttemptEnd::no_certificate;
@@ -140,6 +142,7 @@ io::Task<AttemptOutcome> attempt_once(ForwardContext& fc, const EndpointCandidat
     out = outcome_of(std::move(ex), att->timed_out);
   } else {
     Status wrote = co_await att->stream.write(bytes_of(wire));
+    if (wrote.ok() && rest != nullptr) wrote = co_await send_rest_chunked(att->stream, *rest);
     if (!wrote.ok()) {
       out.end = att->timed_out ? AttemptEnd::timeout : AttemptEnd::reset;
       out.detail = wrote.error().to_string();
@@ -262,7 +265,7 @@ UpstreamReply local_reply(uint32_t status, std::string body) {
 io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore& store,
                                 const L7Snapshot& snap, const RouteResult& route,
                                 const Http1Message& request, const HeaderMap& headers,
-                                std::string client_ip, RequestRecord& rec) {
+                                std::string client_ip, RequestRecord& rec, BodyStream* rest) {
   const RouteDestinationSpec& dest = *route.destination;
   const std::string dest_ns = namespace_of_host(dest.host);
   auto svc = store.service_by_key(dest_ns + "/" + dest.host);
@@ -329,7 +332,8 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
     if (request.http2) {
       h2 = upstream_http2_request(request.method, route.path, route.authority, up, request);
     } else {
-      wire = serialize_request(request.method, route.path, route.authority, up, request.body);
+      wire = serialize_request(request.method, route.path, route.authority, up, request.body,
+                               rest != nullptr);
     }
     io::TimePoint deadline = overall;
     if (retry.per_try_timeout && retry.per_try_timeout->count() > 0) {
@@ -337,7 +341,7 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
     }
     EndpointLoad load(cluster->endpoint(endpoint_address(ep)));
     last = co_await attempt_once(fc, ep, std::move(wire), h2 ? &*h2 : nullptr, head, client_ip,
-                                 deadline);
+                                 deadline, rest);
     load = EndpointLoad();
     if (last.end != AttemptEnd::no_certificate) {
       cluster->report(endpoint_address(ep), outlier_result(last), fc.loop.now());
@@ -345,7 +349,9 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
 
     const bool overall_expired = fc.loop.now() >= overall;
     if (last.end == AttemptEnd::timeout && overall_expired) break;
-    const bool can_retry = n < max_tries && !overall_expired && retriable(retry, last);
+    // Body bytes beyond the buffer, once sent, cannot be sent again.
+    const bool streamed = rest != nullptr && rest->streamed() > 0;
+    const bool can_retry = n < max_tries && !overall_expired && !streamed && retriable(retry, last);
     if (!can_retry) {
       if (n == max_tries && n > 1 && retriable(retry, last)) rec.add_flag("URX");
       break;

@@ -3,7 +3,9 @@
 //   attempts = 1 + retries (when the policy is enabled); the route timeout bounds them all,
 //   perTryTimeout each one. An attempt ends with a response, a connect failure, a reset or a
 //   timeout; retryOn decides which of those (and which statuses) try again. The request is
-//   buffered whole (http1_codec.h), so a retry always re-sends exactly what the client sent.
+//   buffered whole (http1_codec.h), so a retry always re-sends exactly what the client sent;
+//   a request whose body goes beyond the buffer (`rest`, body_stream.h) streams the rest and
+//   is not retried once any of it went upstream.
 //
 // Response flags (Envoy's): UH no healthy endpoint, NC no such subset, UF connect failure,
 // UC upstream reset, UT timeout, URX when the retry budget ran out on a retriable outcome.
@@ -15,6 +17,7 @@
 
 #include "common/hbone/pool.h"
 #include "common/io/event_loop.h"
+#include "waypoint/proxy/body_stream.h"
 #include "waypoint/proxy/endpoints.h"
 #include "waypoint/proxy/http1_codec.h"
 #include "waypoint/proxy/proxy.h"
@@ -44,7 +47,8 @@ struct UpstreamReply {
 io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore& store,
                                 const L7Snapshot& snap, const RouteResult& route,
                                 const Http1Message& request, const HeaderMap& headers,
-                                std::string client_ip, RequestRecord& record);
+                                std::string client_ip, RequestRecord& record,
+                                BodyStream* rest = nullptr);
 
 // A CONNECT to the endpoint's pod_ip:15008 with this waypoint's identity (:authority
 // pod_ip:target_port, `client_ip` in the `forwarded` header), through the worker's pool.

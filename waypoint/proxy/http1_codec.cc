@@ -1,6 +1,7 @@
 #include "waypoint/proxy/http1_codec.h"
 
 #include <cctype>
+#include <cstdio>
 
 #include "common/http/message.h"
 
@@ -67,6 +68,8 @@ int Http1Parser::on_message_begin(http_parser* p) {
   s->in_value_ = false;
   s->started_ = true;
   s->headers_done_ = false;
+  s->overflow_ = s->streaming_ = false;
+  s->streamed_.clear();
   s->head_bytes_ = 0;
   return 0;
 }
@@ -126,9 +129,22 @@ int Http1Parser::on_headers_complete(http_parser* p) {
 
 int Http1Parser::on_body(http_parser* p, const char* at, size_t len) {
   auto* s = self(p);
+  if (s->streaming_) {
+    s->streamed_.append(at, len);
+    return 0;
+  }
   if (s->current_.body.size() + len > kMaxBufferedBody) {
-    s->reject_ = "body larger than the waypoint buffers";
-    return 1;
+    if (!s->may_stream_) {
+      s->reject_ = "body larger than the waypoint buffers";
+      return 1;
+    }
+    // Keep what fits, hand the head over (feed() returns), the rest is streamed.
+    const size_t fits = kMaxBufferedBody - s->current_.body.size();
+    s->current_.body.append(at, fits);
+    s->streamed_.append(at + fits, len - fits);
+    s->overflow_ = true;
+    http_parser_pause(p, 1);
+    return 0;
   }
   s->current_.body.append(at, len);
   return 0;
@@ -194,14 +210,19 @@ Status Http1Parser::finish() {
 }
 
 Http1Message Http1Parser::take() {
+  if (head_ready()) {  // the head and the buffered part; the message goes on streaming
+    streaming_ = true;
+    return std::move(current_);
+  }
   complete_ = false;
   started_ = false;
+  overflow_ = streaming_ = false;
   return std::move(current_);
 }
 
 std::string serialize_request(std::string_view method, std::string_view target,
                               std::string_view authority, const HeaderMap& headers,
-                              std::string_view body) {
+                              std::string_view body, bool chunked) {
   std::string out;
   out.reserve(256 + body.size());
   out += method;
@@ -211,13 +232,27 @@ std::string serialize_request(std::string_view method, std::string_view target,
   out += authority;
   out += "\r\n";
   append_headers(out, headers);
-  if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
+  if (chunked) {
+    out += "transfer-encoding: chunked\r\n";
+  } else if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
     out += "content-length: " + std::to_string(body.size()) + "\r\n";
   }
   out += "connection: close\r\n";
   out += "\r\n";
-  out += body;
+  if (!chunked) {
+    out += body;
+  } else if (!body.empty()) {
+    append_chunk(out, body);
+  }
   return out;
+}
+
+void append_chunk(std::string& out, std::string_view data) {
+  char size[24];
+  int n = std::snprintf(size, sizeof(size), "%zx\r\n", data.size());
+  out.append(size, static_cast<size_t>(n));
+  out += data;
+  out += "\r\n";
 }
 
 std::string serialize_response(uint32_t status, const HeaderMap& headers, std::string_view body,

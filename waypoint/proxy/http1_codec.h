@@ -1,7 +1,9 @@
 // HTTP/1.1 messages as the waypoint relays them: whole heads plus buffered bodies, parsed by
 // libhttp-parser (requests from the client, responses from the upstream) and serialized
 // again for the other side. Bodies are buffered up to a bound so a request can be retried
-// as a whole; a larger body is refused (413 / 502) rather than streamed half-way.
+// as a whole. A larger request body is streamed when the caller allows it (allow_streaming:
+// the head and the buffered part first, then the rest piece by piece, body_stream.h);
+// otherwise, and for responses, it is refused (413 / 502).
 //
 // Invariants: header names keep their case as received (HTTP/1.1 peers expect nothing
 // else); hop-by-hop headers are dropped when serializing, and the framing is always
@@ -14,6 +16,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/base/error.h"
@@ -49,6 +52,14 @@ class Http1Parser {
 
   // For a response: the request was HEAD, so the answer has no body whatever it says.
   void expect_no_body(bool on) { head_request_ = on; }
+  // A request body beyond kMaxBufferedBody pauses the parser with head_ready() instead of
+  // failing: take() then gives the head and the buffered part, and later feed()s collect the
+  // rest for take_streamed() until complete().
+  void allow_streaming(bool on) { may_stream_ = on; }
+  bool head_ready() const { return overflow_ && !streaming_; }
+  bool streaming() const { return streaming_; }
+  // Body bytes parsed since the last call (streaming only).
+  std::string take_streamed() { return std::exchange(streamed_, {}); }
 
   // Consumes bytes up to the end of the next complete message and returns how many it used;
   // feed the rest again after take(). Errc::protocol for malformed input, with the parser's
@@ -90,6 +101,8 @@ class Http1Parser {
   bool complete_ = false;
   bool head_request_ = false;
   bool headers_done_ = false;
+  bool may_stream_ = false, overflow_ = false, streaming_ = false;
+  std::string streamed_;
   size_t head_bytes_ = 0;
   std::string reject_;
 };
@@ -97,9 +110,13 @@ class Http1Parser {
 // "GET /path HTTP/1.1", Host = authority, the headers (hop-by-hop removed), content-length
 // of the body when there is one or the method usually has one, and "connection: close": each
 // upstream request has its own HBONE stream, which then ends cleanly from both sides.
+// With `chunked`, the framing is transfer-encoding: chunked and `body` the first chunk (the
+// rest follows with append_chunk, then the last chunk).
 std::string serialize_request(std::string_view method, std::string_view target,
                               std::string_view authority, const HeaderMap& headers,
-                              std::string_view body);
+                              std::string_view body, bool chunked = false);
+// One chunk of a chunked body; an empty `data` is the last chunk.
+void append_chunk(std::string& out, std::string_view data);
 // "HTTP/1.1 <status> <reason>", the headers (hop-by-hop removed), content-length, and
 // "connection: close" when !keep_alive; no body for HEAD.
 std::string serialize_response(uint32_t status, const HeaderMap& headers, std::string_view body,

@@ -86,6 +86,69 @@ TEST_CASE("the upstream request carries the rewritten authority and drops hop-by
   CHECK(out.find("old") == std::string::npos);
 }
 
+TEST_CASE("a body beyond the buffer is handed over head first, then streamed") {
+  Http1Parser p(Http1Parser::Kind::request);
+  p.allow_streaming(true);
+  const size_t total = kMaxBufferedBody + 100000;
+  std::string head = "POST /up HTTP/1.1\r\nHost: reviews\r\nContent-Length: " +
+                     std::to_string(total) + "\r\n\r\n";
+  std::string body(total, 'x');
+  for (size_t i = 0; i < total; i += 4096) body[i] = static_cast<char>('a' + (i / 4096) % 26);
+  std::string wire = head + body.substr(0, kMaxBufferedBody + 10) +
+                     "";  // the rest arrives later
+  auto used = p.feed(wire);
+  REQUIRE(used.ok());
+  CHECK(*used == wire.size());
+  REQUIRE(p.head_ready());
+  CHECK_FALSE(p.complete());
+  Http1Message m = p.take();
+  CHECK(m.method == "POST");
+  CHECK(m.body.size() == kMaxBufferedBody);
+  CHECK(p.streaming());
+  std::string rest = p.take_streamed();  // what was parsed beyond the buffer already
+  CHECK(rest.size() == 10);
+  std::string tail = body.substr(kMaxBufferedBody + 10) + "GET /next HTTP/1.1\r\nHost: r\r\n\r\n";
+  used = p.feed(tail);
+  REQUIRE(used.ok());
+  REQUIRE(p.complete());
+  rest += p.take_streamed();
+  CHECK(m.body + rest == body);
+  (void)p.take();
+  // The pipelined request after it parses normally again.
+  tail.erase(0, *used);
+  used = p.feed(tail);
+  REQUIRE(used.ok());
+  REQUIRE(p.complete());
+  CHECK(p.take().target == "/next");
+}
+
+TEST_CASE("without streaming a body beyond the buffer is refused") {
+  Http1Parser p(Http1Parser::Kind::request);
+  std::string wire = "POST /up HTTP/1.1\r\nHost: r\r\nContent-Length: " +
+                     std::to_string(kMaxBufferedBody + 1) + "\r\n\r\n" +
+                     std::string(kMaxBufferedBody + 1, 'x');
+  auto used = p.feed(wire);
+  REQUIRE_FALSE(used.ok());
+  CHECK(used.error().code == Errc::resource_exhausted);
+}
+
+TEST_CASE("a streamed request goes upstream chunked, the buffered part as the first chunk") {
+  std::string out = serialize_request("POST", "/up", "reviews:9080", HeaderMap{{"x-a", "1"}},
+                                      "hello", true);
+  CHECK(out.find("transfer-encoding: chunked\r\n") != std::string::npos);
+  CHECK(out.find("content-length") == std::string::npos);
+  CHECK(out.ends_with("\r\n\r\n5\r\nhello\r\n"));
+  append_chunk(out, std::string(26, 'z'));
+  append_chunk(out, "");
+  CHECK(out.ends_with("\r\n1a\r\n" + std::string(26, 'z') + "\r\n0\r\n\r\n"));
+  // Parsed back, the chunks are the body.
+  Http1Parser p(Http1Parser::Kind::request);
+  auto used = p.feed(out);
+  REQUIRE(used.ok());
+  REQUIRE(p.complete());
+  CHECK(p.take().body == "hello" + std::string(26, 'z'));
+}
+
 }  // namespace ambit::waypoint
 
 namespace ambit::waypoint {

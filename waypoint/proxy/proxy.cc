@@ -71,8 +71,10 @@ void describe_source(const hbone::InboundConnect& c, const Request& req,
 
 // One request, start to finish: authz, route, forward, response edits, telemetry. The
 // front ends (HTTP/1.1 below, HTTP/2 in http2_front.h) only parse and serialize around it.
+// `rest`: the part of the body beyond the buffer, still to come from the client.
 io::Task<UpstreamReply> serve_request(StatePtr st, const hbone::InboundConnect& c,
-                                      ztunnel::ServicePtr svc, Http1Message msg) {
+                                      ztunnel::ServicePtr svc, Http1Message msg,
+                                      BodyStream* rest = nullptr) {
   auto store = st->ctx->workload_store();
   auto snap = st->ctx->l7();
   RequestRecord rec;
@@ -135,13 +137,14 @@ io::Task<UpstreamReply> serve_request(StatePtr st, const hbone::InboundConnect& 
         HeaderMap up = req.headers;
         routed.apply_request_headers(up);
         ForwardContext fc{st->loop, *st->ctx, st->pool, st->random};
-        reply = co_await forward(fc, *store, *snap, routed, msg, up, req.source.ip, rec);
+        reply = co_await forward(fc, *store, *snap, routed, msg, up, req.source.ip, rec, rest);
         break;
       }
     }
   }
   if (routed.outcome == RouteOutcome::forward && !reply.local) routed.apply_response_headers(reply.headers);
   if (rec.attempts > 0) reply.headers.set("x-envoy-attempt-count", std::to_string(rec.attempts));
+  if (rest != nullptr) rec.request_bytes += rest->streamed();
   rec.response_code = reply.status;
   rec.response_bytes = reply.body.size();
   if (st->ctx->metrics != nullptr) st->ctx->metrics->finish(rec);
@@ -216,6 +219,7 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
   }
 
   Http1Parser parser(Http1Parser::Kind::request);
+  parser.allow_streaming(true);
   std::string pending;
   std::vector<std::byte> buf(16384);
   bool eof = false;
@@ -233,7 +237,7 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
       }
       sniffed = proto == http::Sniff::http1 || eof;
     }
-    while (sniffed && !pending.empty() && !parser.complete()) {
+    while (sniffed && !pending.empty() && !parser.complete() && !parser.head_ready()) {
       Result<size_t> used = parser.feed(pending);
       if (!used.ok()) {
         st->logger->info("request from {} refused: {}", c.peer.id.to_string(),
@@ -249,11 +253,18 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
       pending.erase(0, *used);
       if (*used == 0) break;
     }
-    if (parser.complete()) {
+    if (parser.complete() || parser.head_ready()) {
+      const bool streams = parser.head_ready();
       Http1Message msg = parser.take();
       const bool head = msg.method == "HEAD";
-      const bool keep_alive = msg.keep_alive;
-      UpstreamReply r = co_await serve_request(st, c, svc, std::move(msg));
+      bool keep_alive = msg.keep_alive;
+      Http1BodyStream rest(parser, pending, s);
+      UpstreamReply r = co_await serve_request(st, c, svc, std::move(msg), streams ? &rest : nullptr);
+      if (streams) {
+        // A body not read to its end cannot be skipped reliably: close after the answer.
+        keep_alive = keep_alive && rest.finished();
+        if (rest.finished()) (void)parser.take();
+      }
       std::string bytes = serialize_response(r.status, r.headers, r.body, head, keep_alive);
       Status w = co_await s.write(bytes_of(bytes));
       if (!w.ok() || !keep_alive) break;
