@@ -13,6 +13,7 @@
 #include "waypoint/proxy/forward.h"
 #include "waypoint/proxy/http1_codec.h"
 #include "waypoint/proxy/http2_front.h"
+#include "waypoint/proxy/stream_end.h"
 #include "waypoint/proxy/tcp_proxy.h"
 #include "waypoint/proxy/trace_context.h"
 
@@ -248,6 +249,7 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
         Status w = co_await s.write(bytes_of(bad));
         (void)w;
         (void)s.close_write();
+        co_await linger(st->loop, s);  // a reset now would lose the answer
         co_return;
       }
       pending.erase(0, *used);
