@@ -1,4 +1,4 @@
-// The relay (plain <-> plain and plain <-> HBONE), per-stream isolation, liveness (keepalive,
+// The relay (plain <-> plain, plain <-> HBONE and HBONE <-> HBONE), per-stream isolation, liveness (keepalive,
 // handshake deadline) and the memory an idle relayed connection costs.
 #include "common/hbone/relay.h"
 
@@ -280,6 +280,82 @@ TEST_CASE("an RST_STREAM from the peer ends the relay as reset_by_peer") {
   CHECK(rr.server_side->end == RelayEnd::reset_by_peer);
   CHECK(rr.server_side->bytes.b_to_a == 4);  // "ping" went to the echo server
   CHECK(rr.server_side->bytes.a_to_b == 4);  // and came back
+}
+
+namespace {
+
+// A middle proxy as a waypoint's L4 path is: each inbound stream is relayed to a stream of its
+// own on another HBONE server (which relays to the echo server).
+struct StreamHop {
+  io::SocketAddress next;
+  std::optional<RelayResult> result;
+};
+
+io::Task<void> relay_to_next_stream(io::EventLoop& loop, StreamHop& hop, InboundConnect,
+                                    HboneStream in) {
+  auto conn = co_await HboneClientConnection::connect(loop, hop.next, context_for(kClientId),
+                                                      expect(kServerId));
+  REQUIRE(conn.ok());
+  ConnectRequest req{"127.0.0.1:9080", {}};
+  auto out = co_await (*conn)->open_stream(req);
+  REQUIRE(out.ok());
+  CHECK(in.accept().ok());
+  hop.result = co_await relay(loop, in, *out);
+}
+
+io::Task<void> wait_for_result(io::EventLoop& loop, StreamHop& hop) {
+  for (int i = 0; i < 300 && !hop.result; ++i) {
+    Status slept = co_await loop.sleep(10ms);
+    if (!slept.ok()) break;
+  }
+}
+
+struct Exchange {
+  std::string sent, got;
+  Status read_status;
+};
+
+io::Task<void> write_then_half_close(HboneStream& s, const std::string& data) {
+  Status w = co_await s.write(as_bytes(data));
+  CHECK(w.ok());
+  CHECK(s.close_write().ok());
+}
+
+io::Task<void> send_through(io::EventLoop& loop, io::SocketAddress first, Exchange& e) {
+  auto conn = co_await HboneClientConnection::connect(loop, first, context_for(kClientId),
+                                                      expect(kServerId));
+  REQUIRE(conn.ok());
+  ConnectRequest req{"127.0.0.1:9080", {}};
+  auto s = co_await (*conn)->open_stream(req);
+  REQUIRE(s.ok());
+  for (size_t i = 0; e.sent.size() < (600u << 10); ++i) e.sent += std::to_string(i) + ",";
+  io::spawn(loop, write_then_half_close(*s, e.sent));
+  e.read_status = co_await read_all(*s, e.got);
+}
+
+}  // namespace
+
+TEST_CASE("stream relay: bytes cross two tunnels intact both ways, half-close travels") {
+  auto loop = make_loop();
+  auto echo = start_echo(*loop);
+  auto last = start_hbone_server(*loop, context_for(kServerId), relay_handler(*loop, echo), {});
+  StreamHop hop{last, {}};
+  auto first = start_hbone_server(*loop, context_for(kServerId),
+                                  [&loop, &hop](InboundConnect in, HboneStream s) {
+                                    return relay_to_next_stream(*loop, hop, std::move(in),
+                                                                std::move(s));
+                                  },
+                                  {});
+  Exchange e;
+  REQUIRE(run_bounded(*loop, send_through(*loop, first, e), 20s));
+  CHECK(e.read_status.ok());
+  CHECK(e.got.size() == e.sent.size());
+  CHECK(e.got == e.sent);
+  REQUIRE(run_bounded(*loop, wait_for_result(*loop, hop), 5s));
+  REQUIRE(hop.result);
+  CHECK(hop.result->end == RelayEnd::both_closed);
+  CHECK(hop.result->bytes.a_to_b == e.sent.size());
+  CHECK(hop.result->bytes.b_to_a == e.sent.size());
 }
 
 namespace {
