@@ -152,6 +152,26 @@ io::Task<UpstreamReply> serve_request(StatePtr st, const hbone::InboundConnect& 
   co_return reply;
 }
 
+// The access-log line of a request refused before the decisions: flag DPE and a named
+// reason (what the head says of it may be empty: "-").
+void log_refused(const StatePtr& st, const hbone::InboundConnect& c, const ztunnel::Service& svc,
+                 const Http1Message& head, uint32_t status, std::string details) {
+  if (st->ctx->metrics == nullptr) return;
+  auto store = st->ctx->workload_store();
+  RequestRecord rec;
+  if (head.http2) rec.protocol = "HTTP/2";
+  rec.method = head.method.empty() ? "-" : head.method;
+  rec.path = head.target.empty() ? "-" : head.target;
+  rec.destination_service = svc.hostname;
+  rec.destination_service_name = svc.name;
+  rec.destination_service_namespace = svc.ns;
+  describe_source(c, request_view(head, c, svc, *store), *store, rec);
+  rec.response_code = status;
+  rec.add_flag("DPE");
+  rec.details = std::move(details);
+  st->ctx->metrics->finish(rec);
+}
+
 // An HTTP/2 stream reset (or connection ended) for a protocol error, or a request refused
 // with 413 before the decisions: the log and, for a stream, the access log say why.
 void report_rejection(const StatePtr& st, const hbone::InboundConnect& c,
@@ -165,38 +185,7 @@ void report_rejection(const StatePtr& st, const hbone::InboundConnect& c,
                    r.status != 0 ? "answered " + std::to_string(r.status)
                                  : "reset with " + std::string(http::h2_error_name(r.error_code)),
                    r.reason);
-  if (st->ctx->metrics == nullptr) return;
-  RequestRecord rec;
-  rec.protocol = "HTTP/2";
-  rec.method = r.request.method.empty() ? "-" : r.request.method;
-  rec.path = r.request.target.empty() ? "-" : r.request.target;
-  rec.authority = std::string(r.request.headers.get("host").value_or(c.request.authority));
-  rec.destination_service = svc.hostname;
-  rec.destination_service_name = svc.name;
-  rec.destination_service_namespace = svc.ns;
-  rec.source_principal = c.peer.id.to_string();
-  rec.source_namespace = c.peer.id.ns;
-  rec.response_code = r.status;
-  rec.add_flag("DPE");  // Envoy's downstream protocol error
-  rec.details = r.reason;
-  st->ctx->metrics->finish(rec);
-}
-
-// A request the codec refused: one access-log line (flag DPE, the parser's named reason).
-void log_refused(const StatePtr& st, const hbone::InboundConnect& c, const ztunnel::Service& svc,
-                 const Http1Parser& parser) {
-  if (st->ctx->metrics == nullptr) return;
-  auto store = st->ctx->workload_store();
-  RequestRecord rec;
-  rec.method = rec.path = "-";
-  rec.destination_service = svc.hostname;
-  rec.destination_service_name = svc.name;
-  rec.destination_service_namespace = svc.ns;
-  describe_source(c, request_view(Http1Message{}, c, svc, *store), *store, rec);
-  rec.response_code = parser.error_status();
-  rec.add_flag("DPE");
-  rec.details = parser.error_details();
-  st->ctx->metrics->finish(rec);
+  log_refused(st, c, svc, r.request, r.status, r.reason);
 }
 
 // One CONNECT: the service it names, then HTTP/1.1 exchanges until the client is done.
@@ -243,7 +232,7 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
       if (!used.ok()) {
         st->logger->info("request from {} refused: {}", c.peer.id.to_string(),
                          used.error().to_string());
-        log_refused(st, c, *svc, parser);
+        log_refused(st, c, *svc, Http1Message{}, parser.error_status(), parser.error_details());
         std::string bad = serialize_response(parser.error_status(), HeaderMap{},
                                              used.error().message, false, false);
         Status w = co_await s.write(bytes_of(bad));
