@@ -41,12 +41,12 @@ tls::IdentityPolicy server_policy() {
   return tls::IdentityPolicy::any_of(std::move(ids));
 }
 
-// The decision path stand-in: answers from the request, "/slow" after 300 ms, gRPC-style
+// The decision path stand-in: answers from the request, "/slow" after 1 s, gRPC-style
 // requests with trailers (x-want-grpc-status picks the status; "trailers-only" in the path
 // answers with headers only).
 io::Task<UpstreamReply> fake_serve(io::EventLoop& loop, Http1Message req) {
   if (req.target == "/slow") {
-    Status slept = co_await loop.sleep(300ms);
+    Status slept = co_await loop.sleep(1s);
     (void)slept;
   }
   UpstreamReply r;
