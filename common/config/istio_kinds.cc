@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+
 #include "common/proto/local_rate_limit.pb.h"
 
 namespace ambit::config {
@@ -243,6 +245,28 @@ YAML::Node find_bucket_config(const YAML::Node& value) {
   return YAML::Node(YAML::NodeType::Undefined);
 }
 
+// Envoy's RuntimeFractionalPercent (filter_enabled / filter_enforced) as 0-100: its
+// default_value {numerator, denominator HUNDRED|TEN_THOUSAND|MILLION}. Absent: nothing.
+std::optional<double> runtime_percent(FieldReader& r, const YAML::Node& cfg, const char* snake,
+                                      const char* camel, const std::string& path) {
+  YAML::Node frac = envoy_child(cfg, snake, camel);
+  if (!FieldReader::present(frac)) return std::nullopt;
+  YAML::Node dv = envoy_child(frac, "default_value", "defaultValue");
+  const std::string p = path + "." + snake + ".default_value";
+  auto num = r.integer(dv, "numerator", p, 0, 0xffffffffLL).value_or(0);
+  auto denom = r.string(dv, "denominator", p).value_or("HUNDRED");
+  double scale = 1.0;
+  if (denom == "TEN_THOUSAND") {
+    scale = 100.0;
+  } else if (denom == "MILLION") {
+    scale = 10000.0;
+  } else if (denom != "HUNDRED") {
+    r.fail(FieldReader::child(dv, "denominator"), p + ".denominator",
+           "\"" + denom + "\" is not HUNDRED, TEN_THOUSAND or MILLION");
+  }
+  return std::min(100.0, static_cast<double>(num) / scale);
+}
+
 }  // namespace
 
 std::optional<RateLimitFilter> read_rate_limit_filter(FieldReader& r) {
@@ -314,6 +338,18 @@ std::optional<RateLimitFilter> read_rate_limit_filter(FieldReader& r) {
       if (k.IsScalar() && v.IsScalar()) (*limit->mutable_response_headers())[k.Scalar()] = v.Scalar();
     }
   }
+  if (auto pct = runtime_percent(r, bucket_cfg, "filter_enabled", "filterEnabled", cfg_path)) {
+    limit->mutable_filter_enabled_percent()->set_value(*pct);
+  }
+  if (auto pct = runtime_percent(r, bucket_cfg, "filter_enforced", "filterEnforced", cfg_path)) {
+    limit->mutable_filter_enforced_percent()->set_value(*pct);
+  }
+  YAML::Node status = FieldReader::child(envoy_child(bucket_cfg, "status", "status"), "code");
+  if (status.IsScalar()) {
+    auto code = r.integer(FieldReader::child(bucket_cfg, "status"), "code", cfg_path + ".status", 400, 599);
+    if (code) limit->set_status(static_cast<uint32_t>(*code));
+  }
+  limit->set_stat_prefix(r.string(bucket_cfg, "stat_prefix", cfg_path).value_or(""));
   f.limit = std::move(limit);
   return f;
 }

@@ -139,6 +139,12 @@ TEST_CASE("local_ratelimit EnvoyFilters become LocalRateLimit for the right wayp
           value:
             stat_prefix: http_local_rate_limiter
             token_bucket: {max_tokens: 4, tokens_per_fill: 2, fill_interval: 60s}
+            filter_enabled:
+              runtime_key: local_rate_limit_enabled
+              default_value: {numerator: 100, denominator: HUNDRED}
+            filter_enforced:
+              runtime_key: local_rate_limit_enforced
+              default_value: {numerator: 5000, denominator: TEN_THOUSAND}
             response_headers_to_add:
             - append: false
               header: {key: x-local-rate-limit, value: "true"}
@@ -167,6 +173,9 @@ TEST_CASE("local_ratelimit EnvoyFilters become LocalRateLimit for the right wayp
   REQUIRE(rl.hosts_size() == 1);
   CHECK(rl.hosts(0) == "catalog.shop.svc.cluster.local");
   CHECK(rl.response_headers().at("x-local-rate-limit") == "true");
+  CHECK(rl.filter_enabled_percent().value() == 100.0);
+  CHECK(rl.filter_enforced_percent().value() == 50.0);
+  CHECK(rl.stat_prefix() == "http_local_rate_limiter");
 
   auto wp2 = resources_for_waypoint(snap, "shop", "wp2", {});
   REQUIRE(keys(wp2.local_rate_limits) == "shop/whole-wp2");

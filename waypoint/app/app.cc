@@ -168,7 +168,7 @@ Status WaypointApp::Impl::init_xds() {
   if (Status s = subscribe_waypoint_types(*xds, self); !s) return s;
   xds->on_change([this](const xds::Change& change) {
     auto next_store = ztunnel::build_store(*change.snapshot);
-    auto next_l7 = build_l7(*change.snapshot, *next_store, self);
+    auto next_l7 = build_l7(*change.snapshot, *next_store, self, l7.load().get());
     for (const auto& p : next_l7->problems()) {
       logger->warn("{} {} not fully applied: {}", p.kind, p.resource, p.error.to_string());
     }

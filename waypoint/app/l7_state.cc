@@ -1,5 +1,6 @@
 #include "waypoint/app/l7_state.h"
 
+#include "common/proto/local_rate_limit.pb.h"
 #include "common/xds/decoders.h"
 #include "ztunnel/app/xds_state.h"
 
@@ -16,6 +17,15 @@ std::map<std::string, T> resources_of(const xds::Snapshot& snap, std::string_vie
     if (auto m = snap.get<T>(type, name)) out.emplace(name, *m);
   }
   return out;
+}
+
+// A bucket that can never hold or regain a token is a mistake, not a limit.
+Status validate_rate_limit(const ambit::v1::LocalRateLimit& rl) {
+  if (rl.bucket().max_tokens() == 0 || rl.bucket().fill_interval_ms() == 0) {
+    return make_error(Errc::config, "LocalRateLimit " + rl.name() +
+                                        ": the token bucket needs max_tokens and fill_interval");
+  }
+  return {};
 }
 
 }  // namespace
@@ -53,9 +63,14 @@ Status subscribe_waypoint_types(xds::XdsClient& client, const WaypointIdentity& 
       !s) {
     return s;
   }
+  if (Status s = client.add_type(std::string(xds::kLocalRateLimitType),
+                                 xds::proto_decoder<ambit::v1::LocalRateLimit>(validate_rate_limit));
+      !s) {
+    return s;
+  }
   const std::vector<std::string> wildcard{std::string(xds::kWildcard)};
   for (auto type : {xds::kAddressType, xds::kVirtualServiceType, xds::kDestinationRuleType,
-                    xds::kAuthorizationPolicyType}) {
+                    xds::kAuthorizationPolicyType, xds::kLocalRateLimitType}) {
     if (Status s = client.subscribe(type, wildcard); !s) return s;
   }
   return {};
@@ -84,8 +99,10 @@ std::vector<ServiceRef> served_services(const ztunnel::WorkloadStore& store,
 
 std::shared_ptr<const L7Snapshot> build_l7(const xds::Snapshot& snapshot,
                                            const ztunnel::WorkloadStore& store,
-                                           const WaypointIdentity& self) {
+                                           const WaypointIdentity& self,
+                                           const L7Snapshot* previous) {
   L7Inputs in;
+  in.previous = previous;
   in.waypoint_namespace = self.ns;
   in.waypoint_name = self.gateway;
   in.domain_suffix = self.domain_suffix;
@@ -94,6 +111,7 @@ std::shared_ptr<const L7Snapshot> build_l7(const xds::Snapshot& snapshot,
   in.destination_rules = resources_of<nw::DestinationRule>(snapshot, xds::kDestinationRuleType);
   in.authorization_policies =
       resources_of<sec::AuthorizationPolicy>(snapshot, xds::kAuthorizationPolicyType);
+  in.local_rate_limits = resources_of<ambit::v1::LocalRateLimit>(snapshot, xds::kLocalRateLimitType);
   return L7Snapshot::build(in);
 }
 

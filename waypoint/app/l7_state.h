@@ -21,7 +21,7 @@ struct WaypointIdentity {
   std::string domain_suffix = "cluster.local";
 };
 
-// Registers Address (validated as ztunnel does) and the three L7 types with validating
+// Registers Address (validated as ztunnel does), the three L7 types and LocalRateLimit with validating
 // decoders, and subscribes to all of them.
 Status subscribe_waypoint_types(xds::XdsClient& client, const WaypointIdentity& self);
 
@@ -31,6 +31,7 @@ std::vector<ServiceRef> served_services(const ztunnel::WorkloadStore& store,
 
 std::shared_ptr<const L7Snapshot> build_l7(const xds::Snapshot& snapshot,
                                            const ztunnel::WorkloadStore& store,
-                                           const WaypointIdentity& self);
+                                           const WaypointIdentity& self,
+                                           const L7Snapshot* previous = nullptr);
 
 }  // namespace ambit::waypoint

@@ -48,6 +48,12 @@ std::shared_ptr<const L7Snapshot> L7Snapshot::build(const L7Inputs& in) {
   for (const auto& [name, err] : s->authorizer_.problems()) {
     s->problems_.push_back({"AuthorizationPolicy", name, err});
   }
+
+  std::vector<std::string> hosts;
+  for (const auto& svc : in.services) hosts.push_back(svc.hostname);
+  s->rate_limits_ = LocalRateLimits::build(in.local_rate_limits, hosts,
+                                           in.previous ? in.previous->rate_limits_.get() : nullptr,
+                                           RateClock::now());
   return s;
 }
 

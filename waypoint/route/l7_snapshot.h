@@ -16,9 +16,12 @@
 
 #include "waypoint/authz/l7_authz.h"
 #include "waypoint/route/destination_policy.h"
+#include "waypoint/route/local_rate_limit.h"
 #include "waypoint/route/route_table.h"
 
 namespace ambit::waypoint {
+
+class L7Snapshot;
 
 struct L7Inputs {
   std::string waypoint_namespace;
@@ -30,6 +33,9 @@ struct L7Inputs {
   std::map<std::string, istio::networking::v1alpha3::VirtualService> virtual_services;
   std::map<std::string, istio::networking::v1alpha3::DestinationRule> destination_rules;
   std::map<std::string, istio::security::v1beta1::AuthorizationPolicy> authorization_policies;
+  std::map<std::string, ambit::v1::LocalRateLimit> local_rate_limits;
+  // The snapshot being replaced: its rate-limit buckets that did not change carry over.
+  const L7Snapshot* previous = nullptr;
 };
 
 // A resource that could not be (fully) applied, for logs and config_dump.
@@ -48,12 +54,14 @@ class L7Snapshot {
   const std::map<std::string, RouteTable>& route_tables() const { return tables_; }
   const DestinationPolicies& destinations() const { return destinations_; }
   const L7Authorizer& authorizer() const { return authorizer_; }
+  const LocalRateLimits& rate_limits() const { return *rate_limits_; }
   const std::vector<L7Problem>& problems() const { return problems_; }
 
  private:
   std::map<std::string, RouteTable> tables_;  // by hostname
   DestinationPolicies destinations_;
   L7Authorizer authorizer_;
+  std::shared_ptr<const LocalRateLimits> rate_limits_;
   std::vector<L7Problem> problems_;
 };
 
