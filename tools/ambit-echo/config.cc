@@ -166,7 +166,7 @@ Environment:
   ECHO_FAIL_RATIO    random fraction 0..1 of requests to fail (when no pattern is set)
 
 Endpoints: /status/<code>, /delay/<seconds> (max 30), /headers, /get, /stats (requests
-served; never failed, not counted); / and every other path answer 200 naming the backend.
+served, by status and by Host; never failed, not counted); / and every other path answer 200 naming the backend.
 )";
 }
 

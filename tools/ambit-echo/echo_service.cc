@@ -211,6 +211,16 @@ void EchoStats::record(HttpVersion version, int status, bool injected) {
   }
 }
 
+void EchoStats::saw_host(std::string_view host) {
+  std::lock_guard lock(hosts_mu_);
+  auto it = hosts_.find(host);
+  if (it != hosts_.end()) {
+    ++it->second;
+  } else if (hosts_.size() < kMaxHosts) {
+    hosts_.emplace(std::string(host), 1);
+  }
+}
+
 std::string EchoStats::to_json() const {
   ojson j = ojson::object();
   j["requests"] = requests_.load(std::memory_order_relaxed);
@@ -223,6 +233,12 @@ std::string EchoStats::to_json() const {
     if (n != 0) by_status[std::to_string(code)] = n;
   }
   j["by_status"] = std::move(by_status);
+  ojson hosts = ojson::object();
+  {
+    std::lock_guard lock(hosts_mu_);
+    for (const auto& [host, n] : hosts_) hosts[host] = n;
+  }
+  j["hosts"] = std::move(hosts);
   return dump(j);
 }
 
@@ -259,6 +275,7 @@ Response EchoService::handle(const Request& req) {
     resp.body = stats_.to_json();
     resp.counted = false;
   } else {
+    if (auto host = http::find_header(req.headers, "host")) stats_.saw_host(*host);
     uint64_t seq = sequence_.fetch_add(1, std::memory_order_relaxed);
     bool ratio_only = failure_.pattern.empty() && failure_.ratio > 0.0;
     if (should_fail(failure_, seq, ratio_only ? random01_() : 1.0)) {

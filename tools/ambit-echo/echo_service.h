@@ -12,6 +12,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -62,7 +64,11 @@ Result<FailureSpec> parse_failure_spec(std::string_view status, std::string_view
 class EchoStats {
  public:
   void record(HttpVersion version, int status, bool injected);
+  // Counts the Host a request named (the first kMaxHosts distinct ones), so that a test can
+  // see which authority reached this backend (e.g. a mirror's "-shadow" host).
+  void saw_host(std::string_view host);
   std::string to_json() const;
+  static constexpr size_t kMaxHosts = 32;
   uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
 
  private:
@@ -71,6 +77,8 @@ class EchoStats {
   std::atomic<uint64_t> http2_{0};
   std::atomic<uint64_t> injected_{0};
   std::array<std::atomic<uint64_t>, 600> by_status_{};
+  mutable std::mutex hosts_mu_;
+  std::map<std::string, uint64_t, std::less<>> hosts_;
 };
 
 class EchoService {

@@ -221,6 +221,16 @@ TEST_CASE("/stats counts recorded responses by protocol and status, not itself")
   CHECK(j["by_status"] == json{{"200", 1}, {"404", 2}, {"503", 1}});
 }
 
+TEST_CASE("/stats names the Host headers that reached the backend") {
+  EchoService svc(test_identity(), FailureSpec{});
+  (void)svc.handle(get("/", {{"Host", "reviews.shop-shadow:9080"}}));
+  (void)svc.handle(get("/get", {{"host", "reviews.shop-shadow:9080"}}));
+  (void)svc.handle(get("/", {{"host", "reviews.shop:9080"}}));
+  (void)svc.handle(get("/stats", {{"host", "stats.example"}}));  // /stats is not a request
+  json j = json::parse(svc.handle(get("/stats")).body);
+  CHECK(j["hosts"] == json{{"reviews.shop-shadow:9080", 2}, {"reviews.shop:9080", 1}});
+}
+
 TEST_CASE("a response handled but never recorded (client gone) is not counted") {
   EchoService svc(test_identity(), FailureSpec{});
   (void)svc.handle(get("/delay/1"));

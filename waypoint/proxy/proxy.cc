@@ -16,6 +16,7 @@
 #include "waypoint/proxy/stream_end.h"
 #include "waypoint/proxy/tcp_proxy.h"
 #include "waypoint/proxy/trace_context.h"
+#include "waypoint/proxy/traffic.h"
 
 namespace ambit::waypoint {
 
@@ -70,6 +71,43 @@ void describe_source(const hbone::InboundConnect& c, const Request& req,
   }
 }
 
+// The answer to a routed request: fault delay and abort, the local rate limit, then the
+// route's action (forward, redirect, direct response) or 404 NR. `rest` as serve_request's.
+io::Task<UpstreamReply> routed_reply(StatePtr st, const Request& req, const RouteResult& routed,
+                                     const Http1Message& msg, const ztunnel::WorkloadStore& store,
+                                     const L7Snapshot& snap, RequestRecord& rec,
+                                     BodyStream* rest) {
+  if (routed.outcome == RouteOutcome::no_route) {
+    rec.add_flag("NR");
+    co_return local_reply(404, "");
+  }
+  if (routed.fault_delay) {
+    rec.add_flag("DI");
+    Status slept = co_await st->loop.sleep(*routed.fault_delay);
+    (void)slept;
+  }
+  if (routed.fault_abort) co_return fault_abort_reply(*routed.fault_abort, rec);
+  if (auto limited = rate_limit(snap, req.service.hostname, routed, st->random, rec)) {
+    co_return std::move(*limited);
+  }
+  switch (routed.outcome) {
+    case RouteOutcome::redirect: {
+      UpstreamReply r = local_reply(routed.status, "");
+      r.headers.set("location", routed.location);
+      co_return r;
+    }
+    case RouteOutcome::direct_response:
+      co_return local_reply(routed.status, routed.body);
+    case RouteOutcome::forward:
+    case RouteOutcome::no_route:
+      break;
+  }
+  HeaderMap up = req.headers;
+  routed.apply_request_headers(up);
+  ForwardContext fc{st->loop, *st->ctx, st->pool, st->random};
+  co_return co_await forward(fc, store, snap, routed, msg, up, req.source.ip, rec, rest);
+}
+
 // One request, start to finish: authz, route, forward, response edits, telemetry. The
 // front ends (HTTP/1.1 below, HTTP/2 in http2_front.h) only parse and serialize around it.
 // `rest`: the part of the body beyond the buffer, still to come from the client.
@@ -96,6 +134,7 @@ io::Task<UpstreamReply> serve_request(StatePtr st, const hbone::InboundConnect& 
 
   UpstreamReply reply;
   RouteResult routed;
+  std::optional<CorsDecision> cors;
   AuthzDecision authz = snap->authorizer().evaluate(req);
   rec.authz = std::string(authz_reason_name(authz.reason));
   if (!authz.policy.empty()) rec.authz += ":" + authz.policy;
@@ -112,38 +151,17 @@ io::Task<UpstreamReply> serve_request(StatePtr st, const hbone::InboundConnect& 
     }
     routed = route(*table, req, st->random);
     rec.route_name = routed.route_name;
-    switch (routed.outcome) {
-      case RouteOutcome::no_route:
-        rec.add_flag("NR");
-        reply = local_reply(404, "");
-        break;
-      case RouteOutcome::redirect:
-        reply = local_reply(routed.status, "");
-        reply.headers.set("location", routed.location);
-        break;
-      case RouteOutcome::direct_response:
-        reply = local_reply(routed.status, routed.body);
-        break;
-      case RouteOutcome::forward: {
-        if (routed.fault_delay) {
-          rec.add_flag("DI");
-          Status slept = co_await st->loop.sleep(*routed.fault_delay);
-          (void)slept;
-        }
-        if (routed.fault_abort && routed.fault_abort->http_status != 0) {
-          rec.add_flag("FI");
-          reply = local_reply(routed.fault_abort->http_status, "fault filter abort");
-          break;
-        }
-        HeaderMap up = req.headers;
-        routed.apply_request_headers(up);
-        ForwardContext fc{st->loop, *st->ctx, st->pool, st->random};
-        reply = co_await forward(fc, *store, *snap, routed, msg, up, req.source.ip, rec, rest);
-        break;
-      }
+    if (routed.cors) cors = cors_decide(*routed.cors, req);
+    if (cors && cors->preflight) {
+      reply = cors_preflight_reply(rec);
+    } else {
+      reply = co_await routed_reply(st, req, routed, msg, *store, *snap, rec, rest);
     }
   }
   if (routed.outcome == RouteOutcome::forward && !reply.local) routed.apply_response_headers(reply.headers);
+  if (cors) {
+    for (const auto& f : cors->headers.fields()) reply.headers.set(f.name, f.value);
+  }
   if (rec.attempts > 0) reply.headers.set("x-envoy-attempt-count", std::to_string(rec.attempts));
   if (rest != nullptr) rec.request_bytes += rest->streamed();
   rec.response_code = reply.status;

@@ -1,0 +1,207 @@
+"""Per-request traffic features of the waypoint, end to end in a lab (root; skips otherwise):
+local rate limiting (Istio's local_ratelimit EnvoyFilter), fault injection, mirroring and
+CORS, from tests/manifests/waypoint-traffic, with real curl in the client pod.
+
+One lab serves the whole module. Only one lab can exist on a machine: the module waits while
+a lab that someone else started is up, and never takes it down.
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import json
+import os
+import re
+import time
+
+import pytest
+
+from conftest import MANIFESTS, Lab, run_lab
+
+MESH = os.path.join(MANIFESTS, "waypoint-traffic")
+RUN_DIR = "/run/ambit-lab"
+WEB = "http://web.shop"
+CLIENT = "client/sleep-0"
+
+
+def _wait_for_foreign_lab(timeout: float = 900) -> None:
+    deadline = time.monotonic() + timeout
+    while os.path.exists(RUN_DIR):
+        if time.monotonic() > deadline:
+            pytest.skip(f"another lab has been up for {timeout:.0f}s ({RUN_DIR}); not taking it down")
+        time.sleep(5)
+
+
+@pytest.fixture(scope="module")
+def mesh(require_root, echo_bin, build_dir):
+    for binary in (os.path.join(build_dir, "ztunnel", "ztunnel"), os.path.join(build_dir, "waypoint", "waypoint")):
+        if not os.access(binary, os.X_OK):
+            pytest.fail(f"{binary} is not built: run tools/test (or set AMBIT_BUILD_DIR)")
+    _wait_for_foreign_lab()
+    lab = Lab(echo_bin, MESH)
+    lab.up_result = lab.run("up", MESH, timeout=180)
+    try:
+        assert lab.up_result.returncode == 0, f"up failed:\n{lab.up_result.stdout}\n{lab.up_result.stderr}"
+        _wait_serving(lab)
+        yield lab
+    finally:
+        run_lab("down", echo=echo_bin, timeout=120)
+
+
+def _wait_serving(lab: Lab, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        done = lab.exec(CLIENT, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3",
+                        f"{WEB}/ready")
+        last = done.stdout + done.stderr
+        if done.stdout.strip() == "200":
+            return
+        time.sleep(0.5)
+    pytest.fail(f"no answer through the waypoint after {timeout:.0f}s: {last}")
+
+
+def _sequential(lab: Lab, url: str, count: int, write_out: str = "%{http_code}\\n", *extra: str) -> list[str]:
+    """One curl process, `count` sequential requests on one keep-alive connection."""
+    script = (f'for i in $(seq {count}); do echo "url = \\"{url}\\""; echo "output = \\"/dev/null\\""; done | '
+              f"curl -s --max-time 60 {' '.join(extra)} -w '{write_out}' -K -")
+    done = lab.exec(CLIENT, "sh", "-c", script, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split("\n")[:-1]
+
+
+def _parallel(lab: Lab, url: str, count: int) -> list[str]:
+    """`count` requests at once, each on its own connection: "<status> <x-rate-limited>"."""
+    script = (f'for i in $(seq {count}); do echo "url = \\"{url}\\""; echo "output = \\"/dev/null\\""; done | '
+              "curl -s --max-time 20 --parallel --parallel-immediate --parallel-max 100 "
+              "-w '%{http_code} %header{x-rate-limited}\\n' -K -")
+    done = lab.exec(CLIENT, "sh", "-c", script, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split("\n")[:-1]
+
+
+def _waypoint_metrics(lab: Lab) -> str:
+    pod = next(p for p in lab.status()["pods"] if p["name"] == "waypoint-0")
+    done = lab.exec("shop/waypoint-0", "curl", "-s", "--max-time", "3", f"http://{pod['ip']}:15020/metrics")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _waypoint_log() -> str:
+    out = ""
+    for path in glob.glob(os.path.join(RUN_DIR, "logs", "*waypoint*.log")):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            out += f.read()
+    return out
+
+
+def _eventually(check, timeout: float = 10, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got or time.monotonic() > deadline:
+            assert got, f"timed out waiting: {what}"
+            return got
+        time.sleep(0.3)
+
+
+# ---- CORS ------------------------------------------------------------------------------------
+
+
+def test_cors_preflight_is_answered_by_the_waypoint(mesh):
+    status, headers, body = mesh.curl(CLIENT, f"{WEB}/cors/cart", "-X", "OPTIONS",
+                                      "-H", "Origin: https://shop.example",
+                                      "-H", "Access-Control-Request-Method: POST")
+    assert status == 200 and body == "", (status, headers, body)
+    assert headers.get("access-control-allow-origin") == "https://shop.example", headers
+    assert headers.get("access-control-allow-methods") == "GET,POST", headers
+    assert headers.get("access-control-allow-headers") == "x-token", headers
+    assert headers.get("access-control-max-age") == "86400", headers
+    assert headers.get("access-control-allow-credentials") == "true", headers
+    assert "x-app-name" not in headers, f"the preflight reached the backend: {headers}"
+
+
+def test_cors_actual_request_gets_allow_origin_and_expose(mesh):
+    status, headers, _ = mesh.curl(CLIENT, f"{WEB}/cors/cart", "-H", "Origin: https://admin.shop.example")
+    assert status == 200 and headers.get("x-app-name") == "web", headers
+    assert headers.get("access-control-allow-origin") == "https://admin.shop.example", headers
+    assert headers.get("access-control-expose-headers") == "x-app-name", headers
+    assert headers.get("access-control-allow-credentials") == "true", headers
+
+
+def test_cors_other_origin_gets_no_cors_headers(mesh):
+    status, headers, _ = mesh.curl(CLIENT, f"{WEB}/cors/cart", "-H", "Origin: https://evil.example")
+    assert status == 200 and headers.get("x-app-name") == "web", headers
+    assert not [h for h in headers if h.startswith("access-control-")], headers
+    # A preflight from it is not answered by the waypoint: it goes to the backend.
+    status, headers, _ = mesh.curl(CLIENT, f"{WEB}/cors/cart", "-X", "OPTIONS",
+                                   "-H", "Origin: https://evil.example",
+                                   "-H", "Access-Control-Request-Method: POST")
+    assert headers.get("x-app-name") == "web", headers
+    assert not [h for h in headers if h.startswith("access-control-")], headers
+
+
+# ---- fault injection -------------------------------------------------------------------------
+
+
+def test_fault_abort_50_percent_over_400_requests(mesh):
+    codes = collections.Counter(_sequential(mesh, f"{WEB}/abort/x", 400))
+    assert sum(codes.values()) == 400, codes
+    assert set(codes) == {"200", "503"}, codes
+    share = codes["503"] / 4.0
+    assert 44.0 <= share <= 56.0, f"{share}% aborted (want 50 +- 6): {codes}"
+
+
+def test_fault_grpc_abort_is_a_trailers_only_grpc_answer(mesh):
+    status, headers, body = mesh.curl(CLIENT, f"{WEB}/grpc-abort/pkg.Svc/Call", "-X", "POST",
+                                      "-H", "content-type: application/grpc")
+    assert status == 200, (status, headers)
+    assert headers.get("content-type") == "application/grpc", headers
+    assert headers.get("grpc-status") == "14", headers  # UNAVAILABLE
+    assert headers.get("grpc-message") == "fault filter abort", headers
+    assert "x-app-name" not in headers and body == "", (headers, body)
+
+
+def test_fault_delay_of_one_second_shows_in_latency_and_access_log(mesh):
+    times = [float(t) for t in _sequential(mesh, f"{WEB}/slowed/probe", 3, "%{time_total}\\n")]
+    assert all(1.0 <= t < 2.0 for t in times), times
+    quick = [float(t) for t in _sequential(mesh, f"{WEB}/rest/probe", 3, "%{time_total}\\n")]
+    assert all(t < 0.5 for t in quick), quick
+    _eventually(lambda: re.search(r'"GET /slowed/probe HTTP/1.1" 200 DI ', _waypoint_log()),
+                what="an access-log line with flag DI for /slowed/probe")
+
+
+# ---- local rate limit ------------------------------------------------------------------------
+
+
+def test_local_rate_limit_10_of_100_then_tokens_per_fill_after_an_interval(mesh):
+    applied_at = time.monotonic()
+    applied = mesh.run("apply", os.path.join(MESH, "apply", "ratelimit.yaml"))
+    assert applied.returncode == 0, applied.stderr
+    # The bucket (10 tokens, +5 every 15 s) is made when the waypoint gets the config, within
+    # a second or two: burst well after that and well before its first fill.
+    time.sleep(max(0.0, applied_at + 3.0 - time.monotonic()))
+    burst = collections.Counter(_parallel(mesh, f"{WEB}/limited/x", 100))
+    assert time.monotonic() < applied_at + 14.0, "the burst took too long to say anything"
+    assert burst == collections.Counter({"200 ": 10, "429 TOO_MANY_REQUESTS": 90}), burst
+    # Other routes are not limited.
+    assert collections.Counter(_sequential(mesh, f"{WEB}/rest/x", 20)) == collections.Counter({"200": 20})
+
+    status, headers, body = mesh.curl(CLIENT, f"{WEB}/limited/x")
+    assert status == 429 and body == "local_rate_limited", (status, body)
+    assert headers.get("x-rate-limited") == "TOO_MANY_REQUESTS", headers
+    assert headers.get("x-local-rate-limit") == "true", headers
+
+    time.sleep(max(0.0, applied_at + 19.0 - time.monotonic()))
+    after = _sequential(mesh, f"{WEB}/limited/x", 8)
+    assert after == ["200"] * 5 + ["429"] * 3, after
+    _eventually(lambda: re.search(r'"GET /limited/x HTTP/1.1" 429 RL .*details=local_rate_limited:shop/web-ratelimit',
+                                  _waypoint_log()), what="an access-log line with flag RL naming the limit")
+
+
+def test_metrics_count_response_flags_rl_fi_di(mesh):
+    metrics = _waypoint_metrics(mesh)
+    for code, flag in (("429", "RL"), ("503", "FI"), ("200", "DI"), ("200", "FI")):
+        assert re.search(r'istio_requests_total\{[^}]*reporter="waypoint"[^}]*response_code="' + code +
+                         r'",response_flags="' + flag + r'"[^}]*\} [1-9]', metrics), f"no {code} {flag} series"
