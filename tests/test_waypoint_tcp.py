@@ -9,6 +9,7 @@ else started is up and never takes that one down.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import time
 
@@ -168,3 +169,11 @@ def test_tcp_metrics_and_access_log_name_both_sides(mesh):
     assert complete, "no access-log line for the relayed connection"
     assert any("policy_denied" in line and FRONTEND in line for line in log.splitlines()), \
         "the denial is not in the access log"
+
+
+def test_config_dump_shows_the_protocol_of_each_declared_port(mesh):
+    done = mesh.exec("shop/waypoint-0", "curl", "-s", "--max-time", "3", "http://127.0.0.1:15000/config_dump")
+    assert done.returncode == 0, done.stderr
+    services = {s["hostname"]: s for s in json.loads(done.stdout)["services"]}
+    # 9000 is named tcp-echo; 9001 and 8081 are undeclared (detected per connection).
+    assert services[ECHO_HOST]["appProtocols"] == {"9000": "TCP"}, services[ECHO_HOST]

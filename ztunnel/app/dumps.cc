@@ -13,6 +13,18 @@ json gateway_json(const std::optional<GatewayRef>& g) {
   return {{"destination", dest}, {"hboneMtlsPort", g->hbone_port}};
 }
 
+std::string_view app_protocol_name(AppProtocol p) {
+  switch (p) {
+    case AppProtocol::http11: return "HTTP11";
+    case AppProtocol::http2: return "HTTP2";
+    case AppProtocol::grpc: return "GRPC";
+    case AppProtocol::tcp: return "TCP";
+    case AppProtocol::tls: return "TLS";
+    case AppProtocol::unknown: break;
+  }
+  return "UNKNOWN";
+}
+
 json ports_json(const PortMap& ports) {
   json out = json::object();
   for (const auto& [svc, target] : ports) out[std::to_string(svc)] = target;
@@ -107,11 +119,16 @@ json dump_services(const WorkloadStore& store) {
     for (const auto& ep : store.endpoints(*s)) {
       endpoints[ep.workload->uid] = {{"workloadUid", ep.workload->uid}, {"port", ports_json(ep.ports)}};
     }
+    json protocols = json::object();  // only the ports that name one
+    for (const auto& [port, proto] : s->app_protocols) {
+      protocols[std::to_string(port)] = app_protocol_name(proto);
+    }
     out.push_back({{"name", s->name},
                    {"namespace", s->ns},
                    {"hostname", s->hostname},
                    {"vips", vips},
                    {"ports", ports_json(s->ports)},
+                   {"appProtocols", protocols},
                    {"endpoints", endpoints},
                    {"subjectAltNames", s->subject_alt_names},
                    {"waypoint", gateway_json(s->waypoint)}});
