@@ -1,6 +1,6 @@
 """What the waypoint does between "the route picked a service" and "send to a pod", end to end
-in a lab (root; skips otherwise): load balancing, circuit breaking and outlier detection from
-DestinationRules (tests/manifests/resilience), seen from real curl in a client pod and from
+in a lab (root; skips otherwise): load balancing, circuit breaking, outlier detection and the retry
+budget from DestinationRules (tests/manifests/resilience), seen from real curl in a client pod and from
 `ambitctl` against the waypoint's admin endpoint.
 
 One lab serves the whole module; the test that scales a Deployment down runs last. Only one
@@ -188,6 +188,19 @@ def test_ambitctl_routes_shows_a_rule_per_served_service(mesh, build_dir):
     assert table.startswith("SERVICE"), table
     for svc in ("rr", "sticky", "slow", "od", "od2"):
         assert re.search(rf"(?m)^{svc}\.res\.svc\.cluster\.local\s+.*{svc}\.res\.svc\.cluster\.local\S* 100%", table), table
+
+
+def test_retry_budget_stops_retries_to_a_failing_service(mesh):
+    # budget: every answer is 503, the route retries 3 times, the budget allows 2 retries per
+    # 2 s (no share of requests): the first request retries twice, the rest not at all.
+    fmt = "%{http_code} %header{x-envoy-attempt-count}\\n"
+    rows = _requests(mesh, f"for i in $(seq 5); do curl -s -o /dev/null --max-time 5 -w '{fmt}' http://budget.res/get; done")
+    assert [r[0] for r in rows] == ["503"] * 5, rows
+    assert [r[1] for r in rows] == ["3", "1", "1", "1", "1"], rows
+    metrics = _waypoint_metrics(mesh)
+    assert _series(metrics, "budget.res.svc.cluster.local", "503", "URX") == 5, metrics[-3000:]
+    log = open(os.path.join(RUN_DIR, "logs", "waypoint_res_waypoint-0.log")).read()
+    assert len(re.findall(r'"GET /get HTTP/1.1" 503 URX details=retry_budget_exhausted', log)) == 5, log[-2000:]
 
 
 def test_zz_consistent_hash_moves_only_users_of_the_endpoint_that_left(mesh):

@@ -1,5 +1,9 @@
 // Istio kinds whose specs are kept as the generated API messages.
 #include "common/config/istio_kinds.h"
+
+#include <cstdlib>
+
+#include "common/config/http_route.h"
 #include "common/config/yaml_proto.h"
 // Generated code refers to enum values the API marks deprecated.
 #pragma GCC diagnostic push
@@ -31,10 +35,53 @@ VirtualService read_virtual_service(FieldReader& r) {
   return vs;
 }
 
+namespace {
+
+// The retry-budget.ambit.dev/* annotations of a DestinationRule as its ambit_retry_budget.
+void read_retry_budget(FieldReader& r, const Labels& annotations,
+                       istio::networking::v1alpha3::DestinationRule& spec) {
+  const std::string prefix(kRetryBudgetAnnotationPrefix);
+  auto* budget = spec.mutable_ambit_retry_budget();
+  bool any = false;
+  for (const auto& [key, value] : annotations) {
+    if (!key.starts_with(prefix)) continue;
+    const std::string name = key.substr(prefix.size());
+    const std::string path = "metadata.annotations." + key;
+    any = true;
+    if (name == "percent") {
+      char* end = nullptr;
+      double v = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != '\0' || !(v >= 0 && v <= 100)) {
+        r.fail(r.object().node, path, "want a percentage 0..100, got \"" + value + "\"");
+      }
+      budget->mutable_percent()->set_value(v);
+    } else if (name == "min-retries-per-second") {
+      auto v = parse_int(value);
+      if (!v || *v < 0 || *v > 1000000) {
+        r.fail(r.object().node, path, "want a count of retries per second, got \"" + value + "\"");
+      }
+      budget->mutable_min_retries_per_second()->set_value(v ? static_cast<uint32_t>(*v) : 0);
+    } else if (name == "ttl") {
+      auto ms = parse_duration_ms(value);
+      if (!ms || *ms == 0) r.fail(r.object().node, path, "want a duration such as 10s, got \"" + value + "\"");
+      budget->mutable_ttl()->set_seconds(static_cast<int64_t>(ms.value_or(0) / 1000));
+      budget->mutable_ttl()->set_nanos(static_cast<int32_t>(ms.value_or(0) % 1000 * 1000000));
+    } else {
+      r.fail(r.object().node, path, "unknown retry budget setting (percent, min-retries-per-second, ttl)");
+    }
+  }
+  if (!any) spec.clear_ambit_retry_budget();
+}
+
+}  // namespace
+
 DestinationRule read_destination_rule(FieldReader& r) {
   DestinationRule dr;
   dr.meta = read_meta(r, true);
-  dr.spec = read_spec<istio::networking::v1alpha3::DestinationRule>(r);
+  auto spec = std::const_pointer_cast<istio::networking::v1alpha3::DestinationRule>(
+      read_spec<istio::networking::v1alpha3::DestinationRule>(r));
+  read_retry_budget(r, dr.meta.annotations, *spec);
+  dr.spec = std::move(spec);
   if (dr.spec->host().empty()) r.fail(r.object().node, "spec.host", "missing required field");
   return dr;
 }

@@ -21,6 +21,9 @@ AuthorizationPolicy read_authorization_policy_typed(FieldReader& r);
 AuthorizationPolicy read_authorization_policy(FieldReader& r);
 PeerAuthentication read_peer_authentication(FieldReader& r);
 VirtualService read_virtual_service(FieldReader& r);
+// A DestinationRule; its retry-budget.ambit.dev/{percent,min-retries-per-second,ttl}
+// annotations become the spec's ambit_retry_budget (Istio has no field for it).
+inline constexpr std::string_view kRetryBudgetAnnotationPrefix = "retry-budget.ambit.dev/";
 DestinationRule read_destination_rule(FieldReader& r);
 RequestAuthentication read_request_authentication(FieldReader& r);
 

@@ -5,6 +5,11 @@
 #include "common/config/test_support.h"
 #include "common/proto/virtual_service.pb.h"
 
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#include "common/proto/destination_rule.pb.h"
+#pragma GCC diagnostic pop
+
 using namespace ambit::config;
 using ambit::config::testing::contains;
 using ambit::config::testing::must_fail;
@@ -189,6 +194,15 @@ TEST_CASE("invalid values are reported with file, line, object and field") {
        "spec:\n  rules:\n  - timeouts:\n      request: 5 seconds\n",
        "test.yaml:7: HTTPRoute default/h: spec.rules[0].timeouts.request: \"5 seconds\" is not a "
        "duration"},
+      {"DestinationRule retry budget not a percentage",
+       "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: d\n"
+       "  annotations: {retry-budget.ambit.dev/percent: lots}\nspec: {host: d}\n",
+       "DestinationRule default/d: metadata.annotations.retry-budget.ambit.dev/percent: want a "
+       "percentage 0..100, got \"lots\""},
+      {"DestinationRule unknown retry budget setting",
+       "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata:\n  name: d\n"
+       "  annotations: {retry-budget.ambit.dev/ratio: \"0.2\"}\nspec: {host: d}\n",
+       "metadata.annotations.retry-budget.ambit.dev/ratio: unknown retry budget setting"},
       {"EnvoyFilter bucket without tokens",
        "apiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: rl}\n"
        "spec:\n  configPatches:\n  - patch:\n      value:\n"
@@ -202,6 +216,33 @@ TEST_CASE("invalid values are reported with file, line, object and field") {
     std::string msg = must_fail(c.yaml);
     CHECK_MESSAGE(contains(msg, c.expect), msg);
   }
+}
+
+TEST_CASE("retry-budget.ambit.dev annotations become the DestinationRule's retry budget") {
+  auto snap = must_load(R"(
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: ratings
+  namespace: bookinfo
+  annotations:
+    retry-budget.ambit.dev/percent: "25"
+    retry-budget.ambit.dev/min-retries-per-second: "3"
+    retry-budget.ambit.dev/ttl: 5s
+spec: {host: ratings}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: bookinfo, annotations: {other.example/x: y}}
+spec: {host: reviews}
+)");
+  REQUIRE(snap->destination_rules.size() == 2);
+  const auto& with = *snap->destination_rules[0].spec;
+  REQUIRE(with.has_ambit_retry_budget());
+  CHECK(with.ambit_retry_budget().percent().value() == doctest::Approx(25));
+  CHECK(with.ambit_retry_budget().min_retries_per_second().value() == 3);
+  CHECK(with.ambit_retry_budget().ttl().seconds() == 5);
+  CHECK_FALSE(snap->destination_rules[1].spec->has_ambit_retry_budget());
 }
 
 TEST_CASE("VirtualService specs become the Istio API message") {

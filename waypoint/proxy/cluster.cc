@@ -252,6 +252,13 @@ std::shared_ptr<Cluster> ClusterRegistry::find(const std::string& name) const {
   return it == clusters_.end() ? nullptr : it->second;
 }
 
+std::shared_ptr<RetryBudget> ClusterRegistry::retry_budget(const std::string& host) {
+  std::lock_guard lock(mu_);
+  auto& b = budgets_[host];
+  if (!b) b = std::make_shared<RetryBudget>();
+  return b;
+}
+
 std::vector<std::shared_ptr<Cluster>> ClusterRegistry::all() const {
   std::lock_guard lock(mu_);
   std::vector<std::shared_ptr<Cluster>> out;

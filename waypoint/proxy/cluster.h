@@ -36,6 +36,7 @@
 #include "waypoint/proxy/endpoints.h"
 #include "waypoint/proxy/load_balancer.h"
 #include "waypoint/proxy/outlier.h"
+#include "waypoint/proxy/retry_budget.h"
 #include "waypoint/route/destination_policy.h"
 
 namespace ambit::waypoint {
@@ -161,11 +162,14 @@ class ClusterRegistry {
  public:
   std::shared_ptr<Cluster> get(const std::string& name);
   std::shared_ptr<Cluster> find(const std::string& name) const;  // null when never used
+  // The retry budget of a destination service (by hostname), shared by its clusters.
+  std::shared_ptr<RetryBudget> retry_budget(const std::string& host);
   std::vector<std::shared_ptr<Cluster>> all() const;
 
  private:
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Cluster>> clusters_;
+  std::map<std::string, std::shared_ptr<RetryBudget>> budgets_;
 };
 
 }  // namespace ambit::waypoint

@@ -291,6 +291,11 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
   std::shared_ptr<Cluster> cluster =
       fc.proxy.clusters->get(cluster_name(route.destination_port, dest.subset, dest.host));
   cluster->configure(*policy);
+  std::shared_ptr<RetryBudget> budget;
+  if (policy->retry_budget) {
+    budget = fc.proxy.clusters->retry_budget(dest.host);
+    budget->record_request(*policy->retry_budget, fc.loop.now());
+  }
   const HashInput hash_input{headers, request.target, client_ip};
   std::string set_cookie;
 
@@ -354,6 +359,11 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
     const bool can_retry = n < max_tries && !overall_expired && !streamed && retriable(retry, last);
     if (!can_retry) {
       if (n == max_tries && n > 1 && retriable(retry, last)) rec.add_flag("URX");
+      break;
+    }
+    if (budget && !budget->try_retry(*policy->retry_budget, fc.loop.now())) {
+      rec.add_flag("URX");
+      rec.details = "retry_budget_exhausted";
       break;
     }
     if (!cluster->try_retry()) {

@@ -118,6 +118,14 @@ OutlierDetection convert(const v1a3::OutlierDetection& in) {
   return o;
 }
 
+RetryBudgetPolicy convert(const v1a3::RetryBudget& in) {
+  RetryBudgetPolicy b;
+  if (in.has_percent()) b.percent = std::clamp(in.percent().value(), 0.0, 100.0);
+  if (in.has_min_retries_per_second()) b.min_retries_per_second = in.min_retries_per_second().value();
+  if (auto t = positive(in.has_ttl(), in.ttl())) b.ttl = *t;
+  return b;
+}
+
 // Each present setting replaces the earlier one as a whole (Istio's MergeTrafficPolicy).
 template <class T>
 void overlay(const T& in, DestinationPolicy& out) {
@@ -286,6 +294,12 @@ Result<DestinationPolicy> DestinationPolicies::resolve(const std::string& host,
 
   auto merged = same_host(*chosen, level_ns);
   out.rule = merged.front()->config.key();
+  for (const Rule* r : merged) {
+    if (r->config.spec.has_ambit_retry_budget()) {
+      out.retry_budget = convert(r->config.spec.ambit_retry_budget());
+      break;
+    }
+  }
   for (const Rule* r : merged) {
     if (r->config.spec.has_traffic_policy()) {
       apply_policy(r->config.spec.traffic_policy(), port, out);

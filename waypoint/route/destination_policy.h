@@ -90,6 +90,17 @@ struct OutlierDetection {
   uint32_t consecutive_local_origin_failures = 5;
 };
 
+// Linkerd-style retry budget (Ambit's extension; Linkerd's defaults): retries to the service
+// may be `percent` % of its requests over the last `ttl`, plus min_retries_per_second.
+// Set with the DestinationRule annotations retry-budget.ambit.dev/percent,
+// retry-budget.ambit.dev/min-retries-per-second and retry-budget.ambit.dev/ttl (any one turns
+// the budget on); per host, so subsets and ports share it.
+struct RetryBudgetPolicy {
+  double percent = 20;
+  uint32_t min_retries_per_second = 10;
+  Millis ttl{10000};
+};
+
 struct DestinationPolicy {
   std::string rule;  // "ns/name" of the rule in effect ("" when none applies)
   std::string host;
@@ -99,6 +110,7 @@ struct DestinationPolicy {
   LoadBalancer load_balancer;
   ConnectionPool connection_pool;
   std::optional<OutlierDetection> outlier_detection;  // unset = no ejection
+  std::optional<RetryBudgetPolicy> retry_budget;       // unset = retries are not budgeted
   istio::networking::v1alpha3::ClientTLSSettings::TLSmode tls_mode =
       istio::networking::v1alpha3::ClientTLSSettings::DISABLE;
 

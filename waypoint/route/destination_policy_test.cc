@@ -158,3 +158,19 @@ TEST_CASE("destination policy: subsets of merged rules are unioned; bad rules ar
   CHECK(idx.problems()[0].first == "bookinfo/bad");
   CHECK(idx.problems()[0].second.message.find("defined twice") != std::string::npos);
 }
+
+TEST_CASE("destination policy: the retry budget comes from the rule, for every subset") {
+  auto p = index({dr("bookinfo", "reviews", R"(
+host: "reviews"
+ambit_retry_budget { percent { value: 30 } }
+subsets { name: "v1" labels { key: "version" value: "v1" } }
+)")});
+  auto v1 = p.resolve(kReviews, "bookinfo", "v1", 9080);
+  REQUIRE(v1.ok());
+  REQUIRE(v1->retry_budget.has_value());
+  CHECK(v1->retry_budget->percent == doctest::Approx(30));
+  CHECK(v1->retry_budget->min_retries_per_second == 10);  // Linkerd's defaults for the rest
+  CHECK(v1->retry_budget->ttl == Millis(10000));
+  auto none = index({dr("bookinfo", "reviews", R"(host: "reviews")")});
+  CHECK_FALSE(none.resolve(kReviews, "bookinfo", "", 9080)->retry_budget.has_value());
+}
