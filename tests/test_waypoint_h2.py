@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import re
 import time
 
+from conftest import MANIFESTS
 from test_waypoint import FLAKY, REVIEWS, _waypoint_metrics, mesh  # noqa: F401 (mesh is a fixture)
 
 # A python3-h2 client run inside a pod. argv: mode host port; prints one JSON object.
@@ -205,3 +207,26 @@ def test_protocol_errors_reset_the_stream_or_end_the_connection_and_serving_goes
     assert [s.get(":status") for s in streams] == ["200"] * 5, streams
     status, _, _ = mesh.curl("client/sleep-0", f"{REVIEWS}/reviews")
     assert status == 200
+
+
+def test_a_port_declared_http2_gets_http2_from_an_http1_client(mesh):
+    """Last in the module: it adds a Service (reviews-h2, port name http2-api, v2 only)."""
+    applied = mesh.run("apply", os.path.join(MANIFESTS, "waypoint-apply", "reviews-h2-port.yaml"))
+    assert applied.returncode == 0, applied.stderr
+    url = "http://10.96.5.7:9080"
+
+    def stats() -> dict:
+        done = mesh.exec("client/sleep-0", "curl", "-s", "--max-time", "3", f"{url}/stats")
+        return json.loads(done.stdout) if done.returncode == 0 and done.stdout.startswith("{") else {}
+
+    deadline = time.monotonic() + 15
+    before = stats()
+    while not before and time.monotonic() < deadline:
+        time.sleep(0.5)
+        before = stats()
+    assert before, "the reviews-h2 service never answered"
+    status, headers, _ = mesh.curl("client/sleep-0", f"{url}/reviews")  # HTTP/1.1 downstream
+    assert status == 200 and headers.get("x-app-name") == "reviews-v2", headers
+    after = stats()
+    assert after["http2"] == before["http2"] + 1, (before, after)   # it reached the pod as HTTP/2
+    assert after["http1"] == before["http1"], (before, after)

@@ -116,6 +116,17 @@ AttemptOutcome outcome_of(Http2Exchange ex, bool timed_out) {
   return out;
 }
 
+// The upstream speaks HTTP/2 when the request came as HTTP/2 (Istio's "use downstream
+// protocol") or when the service port declares http2 or grpc (explicit protocol selection);
+// a body that still streams from an HTTP/1.1 client stays HTTP/1.1.
+bool upstream_http2(const Http1Message& request, const ztunnel::Service& svc, uint32_t port,
+                    bool streaming) {
+  if (request.http2) return true;
+  if (streaming || port > 0xffff) return false;
+  const ztunnel::AppProtocol p = svc.app_protocol(static_cast<uint16_t>(port));
+  return p == ztunnel::AppProtocol::http2 || p == ztunnel::AppProtocol::grpc;
+}
+
 // `wire` is the HTTP/1.1 request (followed by `rest` when its body streams); with `h2` set
 // the request goes as HTTP/2 instead.
 io::Task<AttemptOutcome> attempt_once(ForwardContext& fc, const EndpointCandidate& ep,
@@ -307,6 +318,7 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
   const bool head = request.method == "HEAD";
   AttemptOutcome last;
   bool retrying = false;
+  const bool h2_upstream = upstream_http2(request, *svc, route.destination_port, rest != nullptr);
   for (uint32_t n = 1; n <= max_tries; ++n) {
     rec.attempts = n;
     RetryGuard retry_guard(retrying ? cluster.get() : nullptr);
@@ -333,8 +345,8 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
     HeaderMap up = headers;
     up.set("x-envoy-attempt-count", std::to_string(n));
     std::string wire;
-    std::optional<http::Http2Message> h2;  // downstream HTTP/2 goes upstream as HTTP/2
-    if (request.http2) {
+    std::optional<http::Http2Message> h2;
+    if (h2_upstream) {
       h2 = upstream_http2_request(request.method, route.path, route.authority, up, request);
     } else {
       wire = serialize_request(request.method, route.path, route.authority, up, request.body,
