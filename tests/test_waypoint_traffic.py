@@ -205,3 +205,36 @@ def test_metrics_count_response_flags_rl_fi_di(mesh):
     for code, flag in (("429", "RL"), ("503", "FI"), ("200", "DI"), ("200", "FI")):
         assert re.search(r'istio_requests_total\{[^}]*reporter="waypoint"[^}]*response_code="' + code +
                          r'",response_flags="' + flag + r'"[^}]*\} [1-9]', metrics), f"no {code} {flag} series"
+
+
+# ---- mirroring (last: the final test takes the mirror's pods away) ---------------------------
+
+
+def _stats(lab: Lab, service: str) -> dict:
+    done = lab.exec(CLIENT, "curl", "-s", "--max-time", "3", f"http://{service}.shop/stats")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_mirror_receives_copies_with_the_shadow_authority(mesh):
+    before = _stats(mesh, "web-mirror")["hosts"].get("web.shop-shadow", 0)
+    answers = collections.Counter(_sequential(mesh, f"{WEB}/mirror/x", 20, "%{http_code} %header{x-app-name}\\n"))
+    assert answers == collections.Counter({"200 web": 20}), answers  # only the primary answers
+    _eventually(lambda: _stats(mesh, "web-mirror")["hosts"].get("web.shop-shadow", 0) - before == 20,
+                what="20 copies at web-mirror with Host web.shop-shadow")
+    mirror_hosts = _stats(mesh, "web-mirror")["hosts"]
+    assert "web.shop" not in mirror_hosts, mirror_hosts  # nothing else went there
+    primary_hosts = _stats(mesh, "web")["hosts"]
+    assert not [h for h in primary_hosts if h.endswith("-shadow")], primary_hosts
+
+
+def test_mirror_without_pods_never_affects_the_client(mesh):
+    applied = mesh.run("apply", os.path.join(MESH, "apply", "mirror-gone.yaml"))
+    assert applied.returncode == 0, applied.stderr
+    assert not [p for p in mesh.status()["pods"] if p["name"].startswith("web-mirror")]
+    time.sleep(1.5)  # the waypoint has seen the endpoints go
+    start = time.monotonic()
+    codes = collections.Counter(_sequential(mesh, f"{WEB}/mirror/x", 50))
+    elapsed = time.monotonic() - start
+    assert codes == collections.Counter({"200": 50}), codes
+    assert elapsed < 10, f"50 requests took {elapsed:.1f}s"

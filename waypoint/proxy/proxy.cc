@@ -31,6 +31,7 @@ struct WaypointWorker::State {
   int listen_fd = -1;
   io::CancelToken accept_cancel;
   std::shared_ptr<spdlog::logger> logger = log::get("waypoint");
+  uint32_t mirrors_in_flight = 0;  // mirrored copies not yet answered (traffic.h)
 };
 
 namespace {
@@ -71,6 +72,33 @@ void describe_source(const hbone::InboundConnect& c, const Request& req,
   }
 }
 
+// One mirrored copy (traffic.h): forwarded like the request, its answer dropped.
+io::Task<void> mirror_one(StatePtr st, RouteResult shadow, Http1Message msg, HeaderMap headers,
+                          std::string client_ip) {
+  auto store = st->ctx->workload_store();
+  auto snap = st->ctx->l7();
+  RequestRecord rec;
+  ForwardContext fc{st->loop, *st->ctx, st->pool, st->random};
+  UpstreamReply r = co_await forward(fc, *store, *snap, shadow, msg, headers, client_ip, rec);
+  --st->mirrors_in_flight;
+  st->logger->debug("mirror {} {} to {} ({}): {} {}", msg.method, shadow.path,
+                    shadow.destination->host, shadow.authority, r.status, rec.response_flags);
+}
+
+void start_mirrors(const StatePtr& st, const RouteResult& routed, const Request& req,
+                   const Http1Message& msg, const HeaderMap& headers) {
+  for (const MirrorSpec* m : routed.mirrors) {
+    if (st->mirrors_in_flight >= kMaxMirrorsInFlight) {
+      st->logger->debug("mirror to {} skipped: {} copies already in flight", m->destination.host,
+                        st->mirrors_in_flight);
+      continue;
+    }
+    ++st->mirrors_in_flight;
+    io::spawn(st->loop, mirror_one(st, mirror_route(routed, *m, req.service.port), msg, headers,
+                                   req.source.ip));
+  }
+}
+
 // The answer to a routed request: fault delay and abort, the local rate limit, then the
 // route's action (forward, redirect, direct response) or 404 NR. `rest` as serve_request's.
 io::Task<UpstreamReply> routed_reply(StatePtr st, const Request& req, const RouteResult& routed,
@@ -104,6 +132,8 @@ io::Task<UpstreamReply> routed_reply(StatePtr st, const Request& req, const Rout
   }
   HeaderMap up = req.headers;
   routed.apply_request_headers(up);
+  // A body still streaming from the client cannot be sent twice: no copy then.
+  if (rest == nullptr) start_mirrors(st, routed, req, msg, up);
   ForwardContext fc{st->loop, *st->ctx, st->pool, st->random};
   co_return co_await forward(fc, store, snap, routed, msg, up, req.source.ip, rec, rest);
 }

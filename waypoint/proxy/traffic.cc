@@ -1,5 +1,7 @@
 #include "waypoint/proxy/traffic.h"
 
+#include <algorithm>
+
 namespace ambit::waypoint {
 
 UpstreamReply cors_preflight_reply(RequestRecord& rec) {
@@ -36,6 +38,22 @@ std::optional<UpstreamReply> rate_limit(const L7Snapshot& snap, const std::strin
   UpstreamReply r = local_reply(v.rule->status, "local_rate_limited");
   r.headers.set("x-rate-limited", "TOO_MANY_REQUESTS");
   for (const auto& [name, value] : v.rule->response_headers) r.headers.set(name, value);
+  return r;
+}
+
+RouteResult mirror_route(const RouteResult& primary, const MirrorSpec& mirror,
+                         uint32_t request_port) {
+  RouteResult r;
+  r.outcome = RouteOutcome::forward;
+  r.entry = primary.entry;
+  r.route_name = primary.route_name;
+  r.destination = &mirror.destination;
+  r.destination_port = mirror.destination.port != 0 ? mirror.destination.port : request_port;
+  r.path = primary.path;
+  r.authority = shadow_authority(primary.authority);
+  r.timeout = primary.timeout && primary.timeout->count() > 0
+                  ? std::min(*primary.timeout, kMirrorTimeout)
+                  : kMirrorTimeout;
   return r;
 }
 
