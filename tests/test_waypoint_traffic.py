@@ -161,6 +161,11 @@ def test_fault_grpc_abort_is_a_trailers_only_grpc_answer(mesh):
     assert headers.get("grpc-status") == "14", headers  # UNAVAILABLE
     assert headers.get("grpc-message") == "fault filter abort", headers
     assert "x-app-name" not in headers and body == "", (headers, body)
+    # Over HTTP/2 the answer is one HEADERS frame that ends the stream: what gRPC calls
+    # trailers-only.
+    status, headers, body = mesh.curl(CLIENT, f"{WEB}/grpc-abort/pkg.Svc/Call", "--http2-prior-knowledge",
+                                      "-X", "POST", "-H", "content-type: application/grpc", "-H", "te: trailers")
+    assert status == 200 and headers.get("grpc-status") == "14" and body == "", (status, headers, body)
 
 
 def test_fault_delay_of_one_second_shows_in_latency_and_access_log(mesh):

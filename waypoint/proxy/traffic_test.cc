@@ -48,3 +48,48 @@ TEST_CASE("mirror: the copy goes to the mirror with the shadow authority, no ret
   RouteResult none = routed("");
   CHECK(*mirror_route(none, *none.mirrors[0], 9080).timeout == kMirrorTimeout);
 }
+
+namespace {
+
+RouteResult faulted(const std::string& fault, std::initializer_list<uint64_t> draws) {
+  static std::vector<RouteTable> keep;
+  keep.push_back(table_for(" http { name: 'r' fault { " + fault +
+                           " } route { destination { host: 'reviews' } } }"));
+  ScriptedRandom random(draws);
+  return route(keep.back(), request("GET", "/"), random);
+}
+
+}  // namespace
+
+TEST_CASE("fault: percentages are per-million draws; an abort without one never fires") {
+  // 50%: draws below 500000 of a million abort.
+  CHECK(faulted("abort { http_status: 503 percentage { value: 50 } }", {499999}).fault_abort);
+  CHECK_FALSE(faulted("abort { http_status: 503 percentage { value: 50 } }", {500000}).fault_abort);
+  // Istio passes no percentage on to Envoy, whose default is 0%.
+  CHECK_FALSE(faulted("abort { http_status: 503 }", {0}).fault_abort);
+  // The legacy integer `percent` of a delay still counts.
+  RouteResult legacy = faulted("delay { fixed_delay { seconds: 1 } percent: 30 }", {299999});
+  REQUIRE(legacy.fault_delay);
+  CHECK(*legacy.fault_delay == Millis(1000));
+  CHECK_FALSE(faulted("delay { fixed_delay { seconds: 1 } percent: 30 }", {300000}).fault_delay);
+}
+
+TEST_CASE("fault: a gRPC abort is a trailers-only gRPC answer with flag FI") {
+  RouteResult r = faulted("abort { grpc_status: 'UNAVAILABLE' percentage { value: 100 } }", {0});
+  REQUIRE(r.fault_abort);
+  RequestRecord rec;
+  UpstreamReply reply = fault_abort_reply(*r.fault_abort, rec);
+  CHECK(reply.status == 200);
+  CHECK(reply.headers.get("content-type") == "application/grpc");
+  CHECK(reply.headers.get("grpc-status") == "14");
+  CHECK(reply.headers.get("grpc-message") == "fault filter abort");
+  CHECK(reply.body.empty());
+  CHECK(rec.response_flags == "FI");
+  CHECK(rec.details == "fault_filter_abort");
+
+  RequestRecord http_rec;
+  UpstreamReply http = fault_abort_reply(*faulted("abort { http_status: 418 percentage { value: 100 } }",
+                                                  {0}).fault_abort, http_rec);
+  CHECK(http.status == 418);
+  CHECK_FALSE(http.headers.contains("grpc-status"));
+}
