@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "common/http/http2_codec.h"
@@ -60,9 +61,56 @@ void finished_one(Conn& c) {
   if (--c.in_flight == 0 && c.draining) c.idle.cancel();
 }
 
+// gRPC's mapping of an HTTP status to a grpc-status (UNIMPLEMENTED, UNAVAILABLE...).
+std::string_view grpc_status_for(uint32_t http_status) {
+  switch (http_status) {
+    case 400: return "13";  // INTERNAL
+    case 401: return "16";  // UNAUTHENTICATED
+    case 403: return "7";   // PERMISSION_DENIED
+    case 404: return "12";  // UNIMPLEMENTED
+    case 429:
+    case 502:
+    case 503:
+    case 504: return "14";  // UNAVAILABLE
+    default: return "2";    // UNKNOWN
+  }
+}
+
+// grpc-message is percent-encoded outside printable ASCII (and '%' itself).
+std::string grpc_message(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char ch : text) {
+    if (ch < 0x20 || ch > 0x7e || ch == '%') {
+      out += '%';
+      out += kHex[ch >> 4];
+      out += kHex[ch & 0xf];
+    } else {
+      out += static_cast<char>(ch);
+    }
+  }
+  return out;
+}
+
+// A gRPC client reads only grpc-status: a reply the waypoint made itself (403 from
+// authorization, 503 no healthy upstream...) goes out as a trailers-only answer, status 200,
+// with the mapped grpc-status and the reason as grpc-message, as Envoy does.
+void as_grpc_local_reply(UpstreamReply& reply) {
+  HeaderMap headers = std::move(reply.headers);
+  headers.set("content-type", "application/grpc");
+  headers.set("grpc-status", grpc_status_for(reply.status));
+  headers.set("grpc-message", grpc_message(reply.body));
+  reply.headers = std::move(headers);
+  reply.status = 200;
+  reply.body.clear();
+  reply.trailers = HeaderMap{};
+}
+
 io::Task<void> handle(ConnPtr c, int32_t id, Http1Message msg) {
   const bool head = msg.method == "HEAD";
+  const bool grpc = msg.headers.get("content-type").value_or("").starts_with("application/grpc");
   UpstreamReply reply = co_await c->fe.serve(std::move(msg));
+  if (grpc && reply.local) as_grpc_local_reply(reply);
   http::Http2Message resp;
   resp.status = static_cast<int>(reply.status);
   resp.headers = to_fields(reply.headers);

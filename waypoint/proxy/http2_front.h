@@ -10,6 +10,8 @@
 // through `rejected`); a connection error sends GOAWAY and ends the connection after the
 // requests in flight were answered; serve_http2 returns only once no handler uses the
 // stream any more. Bodies are buffered up to kMaxBufferedBody, larger ones answered 413.
+// A reply the waypoint makes itself to a gRPC call (content-type application/grpc) goes out
+// as gRPC does it: trailers-only, :status 200, grpc-status mapped from the HTTP status.
 #pragma once
 
 #include <cstdint>

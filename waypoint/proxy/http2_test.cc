@@ -49,6 +49,8 @@ io::Task<UpstreamReply> fake_serve(io::EventLoop& loop, Http1Message req) {
     Status slept = co_await loop.sleep(1s);
     (void)slept;
   }
+  if (req.target == "/denied") co_return local_reply(403, "RBAC: access denied");
+  if (req.target == "/none") co_return local_reply(503, "no healthy upstream\n100%");
   UpstreamReply r;
   r.status = 200;
   r.headers.add("x-seen-path", req.target);
@@ -255,6 +257,34 @@ TEST_CASE("a malformed request is reset with PROTOCOL_ERROR and reported; its ne
   CHECK(h.rejections[0].reason == "http2.invalid.header.field");
   CHECK(h.rejections[1].stream_id == 5);
   CHECK(h.rejections[1].reason.starts_with("http2."));
+}
+
+TEST_CASE("a local reply to a gRPC call is a trailers-only answer with the mapped grpc-status") {
+  Harness h;
+  MuxClient mc;
+  http::Http2Message denied = grpc_call("/denied", "0");
+  http::Http2Message plain = get("/denied");
+  http::Http2Message none = grpc_call("/none", "0");
+  std::vector<http::Http2Message> reqs = {denied, plain, none};
+  bool ok = io::testing::run_bounded(*h.loop, run_mux(h, mc, reqs, 3));
+  REQUIRE(ok);
+  std::map<int32_t, const http::Http2Event*> by_id;
+  for (const auto& e : mc.events) by_id[e.stream_id] = &e;
+  REQUIRE(by_id.count(1) == 1);
+  REQUIRE(by_id.count(3) == 1);
+  const http::Http2Message& g = by_id[1]->message;
+  CHECK(g.status == 200);
+  CHECK(http::find_header(g.headers, "grpc-status") == "7");  // PERMISSION_DENIED
+  CHECK(http::find_header(g.headers, "grpc-message") == "RBAC: access denied");
+  CHECK(http::find_header(g.headers, "content-type") == "application/grpc");
+  CHECK(g.body.empty());
+  CHECK(g.trailers.empty());
+  const http::Http2Message& n = by_id[5]->message;
+  CHECK(http::find_header(n.headers, "grpc-status") == "14");  // UNAVAILABLE
+  CHECK(http::find_header(n.headers, "grpc-message") == "no healthy upstream%0A100%25");
+  // Not gRPC: the 403 as it is.
+  CHECK(by_id[3]->message.status == 403);
+  CHECK(by_id[3]->message.body == "RBAC: access denied");
 }
 
 TEST_CASE("a body over the buffer limit is answered 413 on its stream only") {
