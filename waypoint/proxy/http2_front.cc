@@ -110,7 +110,8 @@ io::Task<void> handle(ConnPtr c, int32_t id, Http1Message msg) {
   const bool head = msg.method == "HEAD";
   const bool grpc = msg.headers.get("content-type").value_or("").starts_with("application/grpc");
   UpstreamReply reply = co_await c->fe.serve(std::move(msg));
-  if (grpc && reply.local) as_grpc_local_reply(reply);
+  // (A reply that already speaks gRPC, e.g. a fault abort with grpcStatus, stays as it is.)
+  if (grpc && reply.local && !reply.headers.contains("grpc-status")) as_grpc_local_reply(reply);
   http::Http2Message resp;
   resp.status = static_cast<int>(reply.status);
   resp.headers = to_fields(reply.headers);
