@@ -63,6 +63,7 @@ struct Handshake {
 struct Entry {
   std::vector<std::shared_ptr<HboneClientConnection>> conns;
   std::shared_ptr<Handshake> connecting;
+  std::optional<io::Duration> idle_timeout;  // the targets' override of the pool's
 };
 
 }  // namespace
@@ -87,7 +88,7 @@ struct HboneClientPool::State {
       }
       const bool drained = !c->can_open() && c->active_streams() == 0;  // peer sent GOAWAY
       if (close_idle && c->active_streams() == 0 &&
-          (drained || now - c->idle_since() >= opts.idle_timeout)) {
+          (drained || now - c->idle_since() >= e.idle_timeout.value_or(opts.idle_timeout))) {
         log::get("hbone")->debug("closing idle HBONE connection {}", key.to_string());
         ++counters.connections_closed_idle;
         c->shutdown();
@@ -133,6 +134,7 @@ struct HboneClientPool::State {
     session.max_concurrent_streams = opts.max_streams_per_connection;
     o.connection.session = session;
     if (t.netns_fd >= 0) o.netns_fd = t.netns_fd;
+    if (t.connect_timeout) o.connect_timeout = *t.connect_timeout;
     if (!t.key.source_ip.empty()) {
       auto src = io::SocketAddress::from_ip_port(t.key.source_ip, 0);
       if (src) o.source = *src;
@@ -191,6 +193,7 @@ struct HboneClientPool::State {
     for (int attempt = 0; attempt < 8; ++attempt) {
       if (self->closed) co_return make_error(Errc::cancelled, "HBONE pool closed");
       Entry& e = self->entries[target.key];
+      e.idle_timeout = target.idle_timeout;
       self->prune(target.key, e, false);
       if (auto conn = self->pick(e)) {
         Result<HboneStream> s = co_await conn->open_stream(request, self->opts.open);

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,11 @@ struct PoolTarget {
   PoolKey key;
   std::shared_ptr<tls::TlsContext> tls;  // credentials of key.source_identity
   int netns_fd = -1;                     // create new connections' sockets in this netns
+  // Overrides of the pool's options for this destination (a waypoint's DestinationRule
+  // connectionPool): the TCP connect timeout of a new connection, and how long the key's
+  // connections may stay without streams (the last target opened for a key sets it).
+  std::optional<io::Duration> connect_timeout;
+  std::optional<io::Duration> idle_timeout;
 };
 
 struct PoolStats {

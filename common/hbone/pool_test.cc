@@ -40,7 +40,7 @@ namespace {
 
 PoolTarget target_for(io::SocketAddress server, const std::string& source,
                       std::shared_ptr<tls::TlsContext> ctx) {
-  return PoolTarget{PoolKey::make(source, {kServerId}, server), std::move(ctx), -1};
+  return PoolTarget{PoolKey::make(source, {kServerId}, server), std::move(ctx), -1, {}, {}};
 }
 
 struct Burst {
@@ -221,6 +221,22 @@ TEST_CASE("idle connections are closed after the configured idle timeout") {
   CHECK(r.after_idle.connections_closed_idle == 1);
 }
 
+TEST_CASE("a target's idle timeout overrides the pool's") {
+  auto loop = make_loop();
+  auto echo = start_echo(*loop);
+  auto server = start_hbone_server(*loop, context_for(kServerId), relay_handler(*loop, echo), {});
+  PoolOptions opts;  // 5 minutes
+  opts.sweep_interval = 50ms;
+  HboneClientPool pool(*loop, opts);
+  PoolTarget target = target_for(server, kClientId, context_for(kClientId));
+  target.idle_timeout = 200ms;
+  IdleRun r;
+  REQUIRE(run_bounded(*loop, use_then_idle(*loop, pool, target, r), 20s));
+  CHECK(r.after_use.connections == 1);
+  CHECK(r.after_idle.connections == 0);
+  CHECK(r.after_idle.connections_closed_idle == 1);
+}
+
 namespace {
 
 struct Draining {
@@ -278,7 +294,7 @@ TEST_CASE("a destination without a known identity is refused before any connecti
   std::optional<Error> err;
   auto body = [](HboneClientPool& pool, std::optional<Error>& err) -> io::Task<void> {
     PoolTarget t{PoolKey::make(kClientId, {}, io::SocketAddress::loopback_v4(1)),
-                 context_for(kClientId), -1};
+                 context_for(kClientId), -1, {}, {}};
     ConnectRequest req{"127.0.0.1:9080", {}};
     auto s = co_await pool.open_stream(t, req);
     if (!s.ok()) err = s.error();

@@ -17,7 +17,11 @@
 //   http.http2MaxRequests       concurrent attempts (Envoy's max_requests); beyond it 503 UO,
 //   http.maxRetries             concurrent retries (Envoy's max_retries); beyond it the retry
 //                               is not made (URX),
-//   http.maxRequestsPerConnection  always met: a stream carries exactly one request.
+//   http.maxRequestsPerConnection  always met: a stream carries exactly one request,
+//   tcp.connectTimeout          the TCP connect of a new HBONE connection to the pod,
+//   http.idleTimeout            how long the HBONE connections to the pod stay open without
+//                               streams (unset: the pool's 5 minutes); tcp.idleTimeout is not
+//                               applied (streams end with their request).
 // A pending attempt waits until a stream frees (checked every kPendingPoll) or the route's
 // deadline passes (504 UT). Overflows are counted per limit for the admin dump.
 #pragma once

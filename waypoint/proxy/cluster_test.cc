@@ -10,7 +10,7 @@ namespace {
 
 std::vector<EndpointCandidate> three() {
   std::vector<EndpointCandidate> out;
-  for (const char* ip : {"10.244.0.5", "10.244.1.7", "10.244.2.9"}) out.push_back({nullptr, ip, 8080});
+  for (const char* ip : {"10.244.0.5", "10.244.1.7", "10.244.2.9"}) out.push_back({nullptr, ip, 8080, {}, {}});
   return out;
 }
 

@@ -37,7 +37,12 @@ std::vector<EndpointCandidate> eligible_endpoints(const ztunnel::WorkloadStore& 
     if (target == 0 && svc_port != svc.ports.end()) target = svc_port->second;
     if (target == 0 && !svc.ports.empty() && svc_port == svc.ports.end()) continue;  // not served
     if (target == 0) target = static_cast<uint16_t>(service_port);
-    out.push_back({ep.workload, w.ips.front().to_string(), target});
+    EndpointCandidate c{ep.workload, w.ips.front().to_string(), target, {}, {}};
+    if (policy != nullptr) {
+      c.connect_timeout = policy->connection_pool.connect_timeout;
+      c.idle_timeout = policy->connection_pool.http_idle_timeout;
+    }
+    out.push_back(std::move(c));
   }
   return out;
 }

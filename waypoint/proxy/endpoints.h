@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,9 @@ struct EndpointCandidate {
   ztunnel::WorkloadPtr workload;
   std::string ip;            // text form
   uint16_t target_port = 0;  // where the pod listens for the service port
+  // How to reach it, from the cluster's connectionPool (unset: the HBONE pool's defaults).
+  std::optional<Millis> connect_timeout;
+  std::optional<Millis> idle_timeout;
 };
 
 // "<name>.<ns>.svc.<suffix>" -> "<ns>"; "" when the hostname has no namespace label.

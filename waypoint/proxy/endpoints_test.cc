@@ -43,6 +43,8 @@ TEST_CASE("a subset keeps only its healthy pods, at the pod's own target port") 
   REQUIRE(eps.size() == 1);
   CHECK(eps[0].ip == "10.244.1.5");
   CHECK(eps[0].target_port == 9081);
+  CHECK(eps[0].connect_timeout == Millis(10000));  // Istio's default
+  CHECK_FALSE(eps[0].idle_timeout.has_value());
 
   auto all = eligible_endpoints(*store, *svc, 9080, nullptr);
   CHECK(all.size() == 2);  // the unhealthy pod never receives requests

@@ -255,6 +255,8 @@ io::Task<Result<hbone::HboneStream>> open_upstream(ForwardContext& fc, const End
   hbone::PoolTarget target;
   target.key = hbone::PoolKey::make(fc.proxy.identity, {ep.workload->identity().to_string()}, *dst);
   target.tls = std::move(tls);
+  if (ep.connect_timeout) target.connect_timeout = *ep.connect_timeout;
+  if (ep.idle_timeout) target.idle_timeout = *ep.idle_timeout;
   hbone::ConnectRequest creq;
   creq.authority = ztunnel::SocketAddr{ep.workload->ips.front(), ep.target_port}.to_string();
   if (!client_ip.empty()) {

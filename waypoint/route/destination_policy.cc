@@ -84,7 +84,7 @@ ConnectionPool convert(const v1a3::ConnectionPoolSettings& in) {
     p.max_requests_per_connection = static_cast<uint32_t>(http.max_requests_per_connection());
   }
   if (http.max_retries() > 0) p.max_retries = static_cast<uint32_t>(http.max_retries());
-  if (auto t = positive(http.has_idle_timeout(), http.idle_timeout())) p.http_idle_timeout = *t;
+  p.http_idle_timeout = positive(http.has_idle_timeout(), http.idle_timeout());
   if (http.max_concurrent_streams() > 0) {
     p.max_concurrent_streams = static_cast<uint32_t>(http.max_concurrent_streams());
   }

@@ -73,7 +73,7 @@ struct ConnectionPool {
   uint32_t http2_max_requests = kUnlimited;
   uint32_t max_requests_per_connection = 0;  // 0 = unlimited
   uint32_t max_retries = kUnlimited;
-  Millis http_idle_timeout{3600000};    // Envoy's default 1 h
+  std::optional<Millis> http_idle_timeout;  // unset: the HBONE pool's own idle timeout
   uint32_t max_concurrent_streams = 0;  // 0 = the codec's default
 };
 
