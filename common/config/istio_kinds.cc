@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <charconv>
+#include <map>
 
 #include "common/proto/local_rate_limit.pb.h"
 
@@ -245,6 +247,21 @@ YAML::Node find_bucket_config(const YAML::Node& value) {
   return YAML::Node(YAML::NodeType::Undefined);
 }
 
+// Envoy's HttpStatus code: a number, or the StatusCode enum's name for the usual refusals.
+std::optional<uint32_t> http_status_code(const std::string& text) {
+  static const std::map<std::string, uint32_t, std::less<>> kNames = {
+      {"BadRequest", 400}, {"Unauthorized", 401}, {"Forbidden", 403}, {"NotFound", 404},
+      {"TooManyRequests", 429}, {"InternalServerError", 500}, {"BadGateway", 502},
+      {"ServiceUnavailable", 503}, {"GatewayTimeout", 504}};
+  if (auto it = kNames.find(text); it != kNames.end()) return it->second;
+  uint32_t code = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), code);
+  if (ec != std::errc() || end != text.data() + text.size() || code < 400 || code > 599) {
+    return std::nullopt;
+  }
+  return code;
+}
+
 // Envoy's RuntimeFractionalPercent (filter_enabled / filter_enforced) as 0-100: its
 // default_value {numerator, denominator HUNDRED|TEN_THOUSAND|MILLION}. Absent: nothing.
 std::optional<double> runtime_percent(FieldReader& r, const YAML::Node& cfg, const char* snake,
@@ -344,10 +361,15 @@ std::optional<RateLimitFilter> read_rate_limit_filter(FieldReader& r) {
   if (auto pct = runtime_percent(r, bucket_cfg, "filter_enforced", "filterEnforced", cfg_path)) {
     limit->mutable_filter_enforced_percent()->set_value(*pct);
   }
-  YAML::Node status = FieldReader::child(envoy_child(bucket_cfg, "status", "status"), "code");
+  YAML::Node status = FieldReader::child(FieldReader::child(bucket_cfg, "status"), "code");
   if (status.IsScalar()) {
-    auto code = r.integer(FieldReader::child(bucket_cfg, "status"), "code", cfg_path + ".status", 400, 599);
-    if (code) limit->set_status(static_cast<uint32_t>(*code));
+    if (auto code = http_status_code(status.Scalar())) {
+      limit->set_status(*code);
+    } else {
+      r.fail(status, cfg_path + ".status.code",
+             "\"" + status.Scalar() + "\" is not a 4xx/5xx status (a number or a name such as "
+             "TooManyRequests)");
+    }
   }
   limit->set_stat_prefix(r.string(bucket_cfg, "stat_prefix", cfg_path).value_or(""));
   f.limit = std::move(limit);

@@ -145,6 +145,7 @@ TEST_CASE("local_ratelimit EnvoyFilters become LocalRateLimit for the right wayp
             filter_enforced:
               runtime_key: local_rate_limit_enforced
               default_value: {numerator: 5000, denominator: TEN_THOUSAND}
+            status: {code: ServiceUnavailable}
             response_headers_to_add:
             - append: false
               header: {key: x-local-rate-limit, value: "true"}
@@ -176,6 +177,7 @@ TEST_CASE("local_ratelimit EnvoyFilters become LocalRateLimit for the right wayp
   CHECK(rl.filter_enabled_percent().value() == 100.0);
   CHECK(rl.filter_enforced_percent().value() == 50.0);
   CHECK(rl.stat_prefix() == "http_local_rate_limiter");
+  CHECK(rl.status() == 503);
 
   auto wp2 = resources_for_waypoint(snap, "shop", "wp2", {});
   REQUIRE(keys(wp2.local_rate_limits) == "shop/whole-wp2");
