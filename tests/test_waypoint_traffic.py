@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import re
+import subprocess
 import time
 
 import pytest
@@ -84,6 +85,14 @@ def _parallel(lab: Lab, url: str, count: int) -> list[str]:
 def _waypoint_metrics(lab: Lab) -> str:
     pod = next(p for p in lab.status()["pods"] if p["name"] == "waypoint-0")
     done = lab.exec("shop/waypoint-0", "curl", "-s", "--max-time", "3", f"http://{pod['ip']}:15020/metrics")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _ambitctl(build_dir: str, *args: str) -> str:
+    done = subprocess.run([os.path.join(build_dir, "tools", "ambitctl", "ambitctl"), "--socket",
+                           os.path.join(RUN_DIR, "waypoints", "shop_waypoint-0.sock"), *args],
+                          capture_output=True, text=True, timeout=10)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -180,7 +189,7 @@ def test_fault_delay_of_one_second_shows_in_latency_and_access_log(mesh):
 # ---- local rate limit ------------------------------------------------------------------------
 
 
-def test_local_rate_limit_10_of_100_then_tokens_per_fill_after_an_interval(mesh):
+def test_local_rate_limit_10_of_100_then_tokens_per_fill_after_an_interval(mesh, build_dir):
     applied_at = time.monotonic()
     applied = mesh.run("apply", os.path.join(MESH, "apply", "ratelimit.yaml"))
     assert applied.returncode == 0, applied.stderr
@@ -203,6 +212,12 @@ def test_local_rate_limit_10_of_100_then_tokens_per_fill_after_an_interval(mesh)
     assert after == ["200"] * 5 + ["429"] * 3, after
     _eventually(lambda: re.search(r'"GET /limited/x HTTP/1.1" 429 RL .*details=local_rate_limited:shop/web-ratelimit',
                                   _waypoint_log()), what="an access-log line with flag RL naming the limit")
+    # The waypoint's config dump shows the bucket and what it did.
+    limits = json.loads(_ambitctl(build_dir, "routes", "-o", "json"))["rate_limits"]
+    web = [b for b in limits if b["name"] == "shop/web-ratelimit" and b["host"] == "web.shop.svc.cluster.local"]
+    assert len(web) == 1, limits
+    assert web[0]["routes"] == ["limited"] and web[0]["max_tokens"] == 10, web
+    assert web[0]["granted"] == 15 and web[0]["over_limit"] == 94, web
 
 
 def test_metrics_count_response_flags_rl_fi_di(mesh):

@@ -36,9 +36,23 @@ void TokenBucket::refill(RateClock::time_point now) {
 bool TokenBucket::try_consume(RateClock::time_point now) {
   std::lock_guard lock(mu_);
   refill(now);
-  if (tokens_ == 0) return false;
+  if (tokens_ == 0) {
+    ++refused_;
+    return false;
+  }
   --tokens_;
+  ++granted_;
   return true;
+}
+
+uint64_t TokenBucket::granted() const {
+  std::lock_guard lock(mu_);
+  return granted_;
+}
+
+uint64_t TokenBucket::refused() const {
+  std::lock_guard lock(mu_);
+  return refused_;
 }
 
 uint32_t TokenBucket::tokens(RateClock::time_point now) {
@@ -118,6 +132,27 @@ std::shared_ptr<TokenBucket> LocalRateLimits::bucket(const std::string& rule_nam
     if (e.rule->name == rule_name) return e.bucket;
   }
   return nullptr;
+}
+
+nlohmann::json LocalRateLimits::dump(RateClock::time_point now) const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [host, entries] : buckets_) {
+    for (const auto& e : entries) {
+      const RateLimitRule& r = *e.rule;
+      out.push_back({{"name", r.name},
+                     {"host", host},
+                     {"routes", r.routes},
+                     {"max_tokens", r.bucket.max_tokens},
+                     {"tokens_per_fill", r.bucket.tokens_per_fill},
+                     {"fill_interval_ms", r.bucket.fill_interval.count()},
+                     {"filter_enabled_percent", r.enabled_percent},
+                     {"filter_enforced_percent", r.enforced_percent},
+                     {"tokens", e.bucket->tokens(now)},
+                     {"granted", e.bucket->granted()},
+                     {"over_limit", e.bucket->refused()}});
+    }
+  }
+  return out;
 }
 
 }  // namespace ambit::waypoint

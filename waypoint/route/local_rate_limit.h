@@ -26,6 +26,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/proto/local_rate_limit.pb.h"
 
 namespace ambit::waypoint {
@@ -49,14 +51,18 @@ class TokenBucket {
   bool try_consume(RateClock::time_point now);
   uint32_t tokens(RateClock::time_point now);
   const TokenBucketSettings& settings() const { return settings_; }
+  // Requests that got a token and requests that found the bucket empty, over its life.
+  uint64_t granted() const;
+  uint64_t refused() const;
 
  private:
   void refill(RateClock::time_point now);  // with mu_ held
 
   const TokenBucketSettings settings_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   uint32_t tokens_;
   RateClock::time_point last_fill_;
+  uint64_t granted_ = 0, refused_ = 0;
 };
 
 struct RateLimitRule {
@@ -95,6 +101,8 @@ class LocalRateLimits {
   bool empty() const { return buckets_.empty(); }
   // The bucket of `rule_name` for `host`; null when there is none (for tests and dumps).
   std::shared_ptr<TokenBucket> bucket(const std::string& rule_name, const std::string& host) const;
+  // For config_dump: every bucket with its settings, tokens left and counts.
+  nlohmann::json dump(RateClock::time_point now) const;
 
  private:
   struct Entry {

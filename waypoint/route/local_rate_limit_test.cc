@@ -1,5 +1,6 @@
 #include "waypoint/route/local_rate_limit.h"
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -129,4 +130,17 @@ TEST_CASE("local rate limits: a config change keeps the buckets whose settings d
   CHECK(second->bucket("shop/a", kReviews)->tokens(t0) == 1);
   CHECK(second->bucket("shop/b", kReviews)->tokens(t0) == 5);  // new settings, new bucket
   CHECK(second->bucket("shop/a", kRatings)->tokens(t0) == 3);  // newly served service
+
+  CHECK(passed(*second, kReviews, 3, t0) == 1);  // a: 1 token left
+  auto dump = second->dump(t0);
+  REQUIRE(dump.size() == 4);  // a and b, for reviews and ratings
+  auto a = std::find_if(dump.begin(), dump.end(), [](const auto& j) {
+    return j["name"] == "shop/a" && j["host"] == kReviews;
+  });
+  REQUIRE(a != dump.end());
+  CHECK((*a)["tokens"] == 0);
+  CHECK((*a)["granted"] == 3);     // 2 before the change, 1 after: the counts carry over too
+  CHECK((*a)["over_limit"] == 2);
+  CHECK((*a)["max_tokens"] == 3);
+  CHECK((*a)["fill_interval_ms"] == 60000);
 }

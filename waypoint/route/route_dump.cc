@@ -132,7 +132,9 @@ json dump_routes(const L7Snapshot& s) {
                         {"code", std::string(errc_name(p.error.code))},
                         {"reason", p.error.message}});
   }
-  return {{"routes", std::move(tables)}, {"problems", std::move(problems)}};
+  return {{"routes", std::move(tables)},
+          {"rate_limits", s.rate_limits().dump(RateClock::now())},
+          {"problems", std::move(problems)}};
 }
 
 }  // namespace ambit::waypoint
