@@ -248,6 +248,14 @@ def test_mirror_receives_copies_with_the_shadow_authority(mesh):
     assert not [h for h in primary_hosts if h.endswith("-shadow")], primary_hosts
 
 
+def test_slow_mirror_never_slows_the_client(mesh):
+    before = _stats(mesh, "web-slow-mirror")["hosts"].get("web.shop-shadow", 0)
+    times = [float(t) for t in _sequential(mesh, f"{WEB}/slow-mirror/x", 10, "%{time_total}\n")]
+    assert len(times) == 10 and sum(times) < 2.0, f"the 3 s mirror held the client: {times}"
+    _eventually(lambda: _stats(mesh, "web-slow-mirror")["hosts"].get("web.shop-shadow", 0) - before == 10,
+                timeout=15, what="10 copies at the slow mirror")
+
+
 def test_mirror_without_pods_never_affects_the_client(mesh):
     applied = mesh.run("apply", os.path.join(MESH, "apply", "mirror-gone.yaml"))
     assert applied.returncode == 0, applied.stderr

@@ -142,6 +142,14 @@ Result<Config> parse_config(std::span<const std::string_view> args, const EnvLoo
                                     env("ECHO_FAIL_RATIO").value_or(""));
   if (!failure) return failure.take_error();
   cfg.failure = std::move(*failure);
+  if (auto v = env("ECHO_DELAY_MS"); v && !v->empty()) {
+    uint32_t ms = 0;
+    auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), ms);
+    if (ec != std::errc() || end != v->data() + v->size() || ms > 60000) {
+      return make_error(Errc::config, "ECHO_DELAY_MS='" + *v + "' is not 0..60000 milliseconds");
+    }
+    cfg.failure.delay = std::chrono::milliseconds(ms);
+  }
   return cfg;
 }
 
@@ -164,6 +172,7 @@ Environment:
   ECHO_FAIL_STATUS   status of injected failures (default 503)
   ECHO_FAIL_PATTERN  cycle over requests: F = fail, S = succeed (FFS = fail 2 of 3)
   ECHO_FAIL_RATIO    random fraction 0..1 of requests to fail (when no pattern is set)
+  ECHO_DELAY_MS      every answer (but /stats) waits at least this many milliseconds
 
 Endpoints: /status/<code>, /delay/<seconds> (max 30), /headers, /get, /stats (requests
 served, by status and by Host; never failed, not counted); / and every other path answer 200 naming the backend.

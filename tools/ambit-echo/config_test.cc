@@ -83,7 +83,8 @@ TEST_CASE("identity and failure settings come from the pod's environment") {
                         {"GLOBAL_PREFIX", "api/"},
                         {"HOST", "127.0.0.1"},
                         {"ECHO_FAIL_STATUS", "500"},
-                        {"ECHO_FAIL_PATTERN", "FFS"}});
+                        {"ECHO_FAIL_PATTERN", "FFS"},
+                        {"ECHO_DELAY_MS", "250"}});
   REQUIRE(cfg.ok());
   CHECK(cfg->identity.app_name == "helloworld");
   CHECK(cfg->identity.pod_name == "helloworld-v1-0");
@@ -92,7 +93,10 @@ TEST_CASE("identity and failure settings come from the pod's environment") {
   CHECK(cfg->host == "127.0.0.1");
   CHECK(cfg->failure.status == 500);
   CHECK(cfg->failure.pattern == "FFS");
+  CHECK(cfg->failure.delay == std::chrono::milliseconds(250));
   CHECK_FALSE(parse({}, {{"ECHO_FAIL_RATIO", "2"}}).ok());
+  CHECK_FALSE(parse({}, {{"ECHO_DELAY_MS", "1s"}}).ok());
+  CHECK_FALSE(parse({}, {{"ECHO_DELAY_MS", "60001"}}).ok());
 }
 
 TEST_CASE("a prefix of '/' means no prefix") {

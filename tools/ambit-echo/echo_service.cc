@@ -1,5 +1,7 @@
 #include "tools/ambit-echo/echo_service.h"
 
+#include <algorithm>
+
 #include <charconv>
 #include <cmath>
 #include <random>
@@ -287,6 +289,7 @@ Response EchoService::handle(const Request& req) {
     } else {
       resp = route(req, path, query);
     }
+    resp.delay = std::max(resp.delay, failure_.delay);
   }
   add_identity_headers(resp);
   return resp;

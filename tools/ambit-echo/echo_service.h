@@ -44,11 +44,12 @@ struct Identity {
   std::string global_prefix;     // "" or "/v1" (normalized: leading '/', no trailing '/')
 };
 
-// When to answer with an injected failure instead of the real response.
+// When to answer with an injected failure instead of the real response, and how slowly.
 struct FailureSpec {
   int status = 503;
   std::string pattern;           // 'F'/'S' cycle; empty = no pattern
   double ratio = 0.0;            // 0..1 fraction of random failures
+  std::chrono::milliseconds delay{0};  // every answer (but /stats) waits at least this long
 };
 
 // Pure decision: request number `sequence` (0-based, process-wide) with a uniform random

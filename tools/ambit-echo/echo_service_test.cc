@@ -221,6 +221,15 @@ TEST_CASE("/stats counts recorded responses by protocol and status, not itself")
   CHECK(j["by_status"] == json{{"200", 1}, {"404", 2}, {"503", 1}});
 }
 
+TEST_CASE("ECHO_DELAY_MS slows every answer but /stats, and never shortens a /delay") {
+  FailureSpec slow;
+  slow.delay = std::chrono::milliseconds(300);
+  EchoService svc(test_identity(), slow);
+  CHECK(svc.handle(get("/")).delay == std::chrono::milliseconds(300));
+  CHECK(svc.handle(get("/delay/1")).delay == std::chrono::milliseconds(1000));
+  CHECK(svc.handle(get("/stats")).delay == std::chrono::milliseconds(0));
+}
+
 TEST_CASE("/stats names the Host headers that reached the backend") {
   EchoService svc(test_identity(), FailureSpec{});
   (void)svc.handle(get("/", {{"Host", "reviews.shop-shadow:9080"}}));
