@@ -203,6 +203,24 @@ def test_retry_budget_stops_retries_to_a_failing_service(mesh):
     assert len(re.findall(r'"GET /get HTTP/1.1" 503 URX details=retry_budget_exhausted', log)) == 5, log[-2000:]
 
 
+def test_cookie_hash_issues_the_cookie_and_then_sticks_to_it(mesh):
+    status, headers, _ = mesh.curl(CLIENT, "http://cookie.res/get")
+    assert status == 200
+    cookie = headers.get("set-cookie", "")
+    m = re.fullmatch(r'user="([0-9a-f]{16})"; Max-Age=60; Path=/; HttpOnly', cookie)
+    assert m, headers
+    pods: set[str] = set()
+    for _ in range(2):  # the issued cookie and another one: each sticks to one pod
+        value = m.group(1) if not pods else "0123456789abcdef"
+        served = _served_by(mesh, "http://cookie.res/get", 8, "-H", f"'cookie: user={value}'")
+        assert len({pod for _, pod in served}) == 1, served
+        if not pods:  # the issued cookie leads back to the pod that answered when it was issued
+            assert served[0][1] == headers.get("x-pod-name"), (headers, served)
+        pods.add(served[0][1])
+    _, again, _ = mesh.curl(CLIENT, "http://cookie.res/get", "-H", "cookie: user=abc")
+    assert "set-cookie" not in again, again
+
+
 def test_zz_consistent_hash_moves_only_users_of_the_endpoint_that_left(mesh):
     """Last in the module: scales echo from 3 pods to 2 (echo-2 goes away)."""
     before = {u: next(iter(p)) for u, p in _users(mesh, 60, 1).items()}

@@ -36,6 +36,13 @@ void EndpointLoad::release() {
 
 void Cluster::configure(const DestinationPolicy& policy) {
   std::lock_guard lock(mu_);
+  // Called per request: compare (cheap) before copying (allocates).
+  const DestinationPolicy& p = policy_;
+  if (p.rule == policy.rule && p.load_balancer == policy.load_balancer &&
+      p.connection_pool == policy.connection_pool &&
+      p.outlier_detection == policy.outlier_detection && p.retry_budget == policy.retry_budget) {
+    return;
+  }
   policy_ = policy;
   outlier_.configure(policy.outlier_detection);
 }

@@ -54,12 +54,14 @@ struct ConsistentHash {
   std::optional<Millis> cookie_ttl;  // set: the proxy issues the cookie when missing
   enum class Algorithm { ring_hash, maglev } algorithm = Algorithm::ring_hash;
   uint64_t table_size = 1024;  // ring: minimum ring size (Envoy 1024); maglev: 65537
+  bool operator==(const ConsistentHash&) const = default;
 };
 
 struct LoadBalancer {
   LbPolicy policy = LbPolicy::least_request;
   std::optional<ConsistentHash> hash;
   std::optional<Millis> warmup;
+  bool operator==(const LoadBalancer&) const = default;
 };
 
 constexpr uint32_t kUnlimited = 0xffffffffu;
@@ -75,6 +77,7 @@ struct ConnectionPool {
   uint32_t max_retries = kUnlimited;
   std::optional<Millis> http_idle_timeout;  // unset: the HBONE pool's own idle timeout
   uint32_t max_concurrent_streams = 0;  // 0 = the codec's default
+  bool operator==(const ConnectionPool&) const = default;
 };
 
 struct OutlierDetection {
@@ -88,6 +91,7 @@ struct OutlierDetection {
   uint32_t min_health_percent = 0;  // Istio's default: panic mode off
   bool split_local_origin_errors = false;
   uint32_t consecutive_local_origin_failures = 5;
+  bool operator==(const OutlierDetection&) const = default;
 };
 
 // Linkerd-style retry budget (Ambit's extension; Linkerd's defaults): retries to the service
@@ -99,6 +103,7 @@ struct RetryBudgetPolicy {
   double percent = 20;
   uint32_t min_retries_per_second = 10;
   Millis ttl{10000};
+  bool operator==(const RetryBudgetPolicy&) const = default;
 };
 
 struct DestinationPolicy {
