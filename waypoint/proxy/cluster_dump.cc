@@ -89,6 +89,7 @@ void dump_endpoints(const ClusterRef& ref, const std::vector<EndpointCandidate>&
            {"timesEjected", 0},
            {"consecutive5xx", 0},
            {"consecutiveGatewayErrors", 0},
+           {"consecutiveLocalOriginFailures", 0},
            {"inFlight", 0},
            {"requests", 0}};
     if (auto it = health.find(address); it != health.end()) {
@@ -102,6 +103,7 @@ void dump_endpoints(const ClusterRef& ref, const std::vector<EndpointCandidate>&
       e["timesEjected"] = h.times_ejected;
       e["consecutive5xx"] = h.consecutive_5xx;
       e["consecutiveGatewayErrors"] = h.consecutive_gateway;
+      e["consecutiveLocalOriginFailures"] = h.consecutive_local_origin;
     }
     if (cluster != nullptr) {
       auto stats = cluster->endpoint(address);

@@ -213,11 +213,11 @@ UpstreamReply failure_reply(const AttemptOutcome& o, RequestRecord& rec) {
                           "reset reason: connection termination");
 }
 
-// What outlier detection counts: the pod's status, or a gateway error when it could not be
-// reached or did not answer in time.
+// What outlier detection counts: the pod's status, a gateway error when it did not answer in
+// time, a local-origin failure when it could not be reached or reset the stream.
 UpstreamResult outlier_result(const AttemptOutcome& o) {
-  return o.end == AttemptEnd::response ? classify_status(o.response.status)
-                                       : UpstreamResult::gateway_error;
+  if (o.end == AttemptEnd::response) return classify_status(o.response.status);
+  return o.end == AttemptEnd::timeout ? UpstreamResult::gateway_error : UpstreamResult::local_origin;
 }
 
 // Holds one of the cluster's concurrent retries (maxRetries) for an attempt.

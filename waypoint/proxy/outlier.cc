@@ -27,6 +27,7 @@ void OutlierDetector::tick(SteadyTime now) {
       h.ejected_until.reset();
       h.consecutive_5xx = 0;
       h.consecutive_gateway = 0;
+      h.consecutive_local_origin = 0;
     }
     if (h.times_ejected == 0 || interval.count() <= 0) continue;
     auto steps = static_cast<uint64_t>((now - h.decay_from) / interval);
@@ -42,24 +43,35 @@ bool OutlierDetector::report(const std::string& address, UpstreamResult r, Stead
   tick(now);
   EndpointHealth& h = hosts_[address];
   if (h.ejected_until) return false;  // already out (a late answer of an earlier request)
+  const OutlierDetection& c = *config_;
+  if (r == UpstreamResult::local_origin && !c.split_local_origin_errors) {
+    r = UpstreamResult::gateway_error;  // not split: a failure to reach the pod is a 503
+  }
+  if (r != UpstreamResult::local_origin) h.consecutive_local_origin = 0;  // the pod answered
   if (r == UpstreamResult::success) {
     h.consecutive_5xx = 0;
     h.consecutive_gateway = 0;
     return false;
   }
-  ++h.consecutive_5xx;
-  if (r == UpstreamResult::gateway_error) ++h.consecutive_gateway;
-  const OutlierDetection& c = *config_;
+  if (r == UpstreamResult::local_origin) {
+    ++h.consecutive_local_origin;
+  } else {
+    ++h.consecutive_5xx;
+    if (r == UpstreamResult::gateway_error) ++h.consecutive_gateway;
+  }
   const bool by_5xx = c.enforce_5xx && c.consecutive_5xx > 0 && h.consecutive_5xx >= c.consecutive_5xx;
   const bool by_gateway = c.enforce_gateway_errors && c.consecutive_gateway_errors > 0 &&
                           h.consecutive_gateway >= c.consecutive_gateway_errors;
-  if (!by_5xx && !by_gateway) return false;
+  const bool by_local = c.split_local_origin_errors && c.consecutive_local_origin_failures > 0 &&
+                        h.consecutive_local_origin >= c.consecutive_local_origin_failures;
+  if (!by_5xx && !by_gateway && !by_local) return false;
   const size_t ejected = ejected_count();
   const size_t total = std::max(cluster_size, hosts_.size());
   if (ejected > 0 && (ejected + 1) * 100 > uint64_t{c.max_ejection_percent} * total) {
     ++ejections_overflow_;
     h.consecutive_5xx = 0;
     h.consecutive_gateway = 0;
+    h.consecutive_local_origin = 0;
     return false;
   }
   ++h.times_ejected;

@@ -3,7 +3,9 @@
 //   - Every upstream outcome is reported per endpoint. A 5xx response counts toward
 //     consecutive5xxErrors; 502, 503 and 504 and the waypoint's own failures to reach the pod
 //     (connect failure, reset, timeout) count toward both consecutive5xxErrors and
-//     consecutiveGatewayErrors. Any other response resets both counts.
+//     consecutiveGatewayErrors. Any other response resets both counts. With
+//     splitExternalLocalOriginErrors, connect failures and resets count only toward
+//     consecutiveLocalOriginFailures instead (and a response resets that count too).
 //   - Reaching an enforced count ejects the endpoint at once for baseEjectionTime x (times it
 //     was ejected, this one included); it is tried again when that time has passed, with its
 //     counts reset. Each `interval` spent not ejected lowers the multiplier by one again.
@@ -33,13 +35,15 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 enum class UpstreamResult {
   success,        // a response below 500
   http_5xx,       // 500, 501, 505...
-  gateway_error,  // 502, 503, 504, or the pod could not be reached / reset / timed out
+  gateway_error,  // 502, 503, 504, or the attempt timed out
+  local_origin,   // the pod could not be reached, or reset the stream before answering
 };
 UpstreamResult classify_status(uint32_t status);
 
 struct EndpointHealth {
   uint32_t consecutive_5xx = 0;
   uint32_t consecutive_gateway = 0;
+  uint32_t consecutive_local_origin = 0;  // only with splitExternalLocalOriginErrors
   uint32_t times_ejected = 0;  // the ejection-time multiplier
   std::optional<SteadyTime> ejected_until;
   SteadyTime decay_from{};  // when the multiplier last decayed (or the ejection ended)

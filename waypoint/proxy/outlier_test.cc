@@ -126,3 +126,30 @@ TEST_CASE("without outlierDetection nothing is ever ejected") {
 }
 
 }  // namespace ambit::waypoint
+
+namespace ambit::waypoint {
+
+TEST_CASE("split local-origin errors count apart from the pod's answers") {
+  OutlierDetection c = config(100);
+  c.split_local_origin_errors = true;
+  c.consecutive_local_origin_failures = 2;
+  OutlierDetector d;
+  d.configure(c);
+  SteadyTime t{};
+  d.report("a:80", UpstreamResult::local_origin, t, 3);
+  d.report("a:80", UpstreamResult::http_5xx, t, 3);  // an answer resets the local count
+  CHECK(d.endpoints().at("a:80").consecutive_local_origin == 0);
+  CHECK(d.endpoints().at("a:80").consecutive_5xx == 1);
+  CHECK_FALSE(d.report("a:80", UpstreamResult::local_origin, t, 3));
+  CHECK(d.endpoints().at("a:80").consecutive_5xx == 1);  // not counted as a 5xx
+  CHECK(d.report("a:80", UpstreamResult::local_origin, t, 3));
+
+  // Not split: a connect failure is a 503 for both counts.
+  OutlierDetector joined;
+  joined.configure(config(100));
+  for (int i = 0; i < 2; ++i) CHECK_FALSE(joined.report("b:80", UpstreamResult::local_origin, t, 3));
+  CHECK(joined.endpoints().at("b:80").consecutive_gateway == 2);
+  CHECK(joined.report("b:80", UpstreamResult::local_origin, t, 3));
+}
+
+}  // namespace ambit::waypoint
