@@ -139,7 +139,7 @@ def _series(metrics: str, service: str, code: str, flags: str) -> int:
 
 def test_max_connections_1_pending_1_turns_the_excess_of_20_slow_requests_into_503_uo(mesh, build_dir):
     script = ("for i in $(seq 20); do curl -s -o /dev/null --max-time 10 -w '%{http_code}\\n' "
-              "http://slow.res/delay/1 & done; wait")
+              "http://slow.res/delay/2 & done; wait")
     codes = collections.Counter(row[0] for row in _requests(mesh, script))
     assert set(codes) <= {"200", "503"}, codes
     assert codes["200"] >= 2, codes  # the one streaming and the one pending
@@ -147,7 +147,7 @@ def test_max_connections_1_pending_1_turns_the_excess_of_20_slow_requests_into_5
     metrics = _waypoint_metrics(mesh)
     assert _series(metrics, "slow.res.svc.cluster.local", "503", "UO") == codes["503"], codes
     log = open(os.path.join(RUN_DIR, "logs", "waypoint_res_waypoint-0.log")).read()
-    assert re.search(r'"GET /delay/1 HTTP/1.1" 503 UO details=pending_overflow', log), log[-2000:]
+    assert re.search(r'"GET /delay/2 HTTP/1.1" 503 UO details=pending_overflow', log), log[-2000:]
     clusters = {c["name"]: c for c in json.loads(ambitctl(build_dir, "clusters", "-o", "json"))}
     slow = clusters["outbound|80||slow.res.svc.cluster.local"]
     assert slow["limits"]["maxConnections"] == 1 and slow["limits"]["maxPendingRequests"] == 1, slow
