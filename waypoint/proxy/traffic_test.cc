@@ -93,3 +93,24 @@ TEST_CASE("fault: a gRPC abort is a trailers-only gRPC answer with flag FI") {
   CHECK(http.status == 418);
   CHECK_FALSE(http.headers.contains("grpc-status"));
 }
+
+TEST_CASE("mirror: mirrorPercentage, the legacy mirror_percent and HTTPRoute's mirrors draw per request") {
+  auto mirrored = [](const std::string& spec, uint64_t draw) {
+    static std::vector<RouteTable> keep;
+    keep.push_back(table_for(" http { name: 'r' route { destination { host: 'reviews' } } " + spec + " }"));
+    ScriptedRandom random{draw};
+    return route(keep.back(), request("GET", "/"), random).mirrors.size();
+  };
+  const std::string pct = "mirror { host: 'm' } mirror_percentage { value: 25 }";
+  CHECK(mirrored(pct, 249999) == 1);
+  CHECK(mirrored(pct, 250000) == 0);
+  const std::string legacy = "mirror { host: 'm' } mirror_percent { value: 10 }";
+  CHECK(mirrored(legacy, 99999) == 1);
+  CHECK(mirrored(legacy, 100000) == 0);
+  CHECK(mirrored("mirror { host: 'm' } mirror_percentage { value: 0 }", 0) == 0);  // explicit 0%
+  // What the control plane makes of an HTTPRoute RequestMirror filter.
+  const std::string from_http_route = "mirrors { destination { host: 'm' } percentage { value: 40 } }";
+  CHECK(mirrored(from_http_route, 399999) == 1);
+  CHECK(mirrored(from_http_route, 400000) == 0);
+  CHECK(mirrored("mirrors { destination { host: 'm' } }", 999999) == 1);  // no percentage: all
+}
