@@ -146,6 +146,8 @@ def test_max_connections_1_pending_1_turns_the_excess_of_20_slow_requests_into_5
     assert codes["503"] >= 15, codes
     metrics = _waypoint_metrics(mesh)
     assert _series(metrics, "slow.res.svc.cluster.local", "503", "UO") == codes["503"], codes
+    assert re.search(r'ambit_waypoint_upstream_overflow_total\{cluster="outbound\|80\|\|slow\.res\.svc\.cluster\.local",'
+                     rf'limit="pending"\}} {codes["503"]}\b', metrics), metrics[-3000:]
     log = open(os.path.join(RUN_DIR, "logs", "waypoint_res_waypoint-0.log")).read()
     assert re.search(r'"GET /delay/2 HTTP/1.1" 503 UO details=pending_overflow', log), log[-2000:]
     clusters = {c["name"]: c for c in json.loads(ambitctl(build_dir, "clusters", "-o", "json"))}
@@ -199,6 +201,8 @@ def test_retry_budget_stops_retries_to_a_failing_service(mesh):
     assert [r[1] for r in rows] == ["3", "1", "1", "1", "1"], rows
     metrics = _waypoint_metrics(mesh)
     assert _series(metrics, "budget.res.svc.cluster.local", "503", "URX") == 5, metrics[-3000:]
+    assert re.search(r'ambit_waypoint_upstream_overflow_total\{cluster="outbound\|80\|\|budget\.res\.svc\.cluster\.local",'
+                     r'limit="retry_budget"\} 5\b', metrics), metrics[-3000:]
     log = open(os.path.join(RUN_DIR, "logs", "waypoint_res_waypoint-0.log")).read()
     assert len(re.findall(r'"GET /get HTTP/1.1" 503 URX details=retry_budget_exhausted', log)) == 5, log[-2000:]
 

@@ -60,7 +60,7 @@ struct WaypointApp::Impl {
 
   ztunnel::StoreHolder store;
   std::atomic<std::shared_ptr<const L7Snapshot>> l7{L7Snapshot::build(L7Inputs{})};
-  std::shared_ptr<ClusterRegistry> clusters = std::make_shared<ClusterRegistry>();
+  std::shared_ptr<ClusterRegistry> clusters;
   std::unique_ptr<xds::XdsClient> xds;
 
   std::unique_ptr<io::WorkerPool> workers;
@@ -320,6 +320,9 @@ Result<std::unique_ptr<WaypointApp>> WaypointApp::start(const Config& config) {
   auto rm = RequestMetrics::create(m.registry, config.log_format);
   if (!rm) return rm.take_error();
   m.request_metrics = std::move(*rm);
+  auto cm = ClusterMetrics::create(m.registry);
+  if (!cm) return cm.take_error();
+  m.clusters = std::make_shared<ClusterRegistry>(*cm);
   auto tm = telemetry::TcpMetrics::create(m.registry);
   if (!tm) return tm.take_error();
   m.tcp_metrics = std::move(*tm);

@@ -138,6 +138,33 @@ std::optional<Cluster::Choice> Cluster::choose(const std::vector<EndpointCandida
   return c;
 }
 
+Result<ClusterMetrics> ClusterMetrics::create(metrics::Registry& registry) {
+  ClusterMetrics m;
+  auto overflow = registry.counter("ambit_waypoint_upstream_overflow_total",
+                                   "Upstream attempts and retries refused by a cluster's limits.",
+                                   {"cluster", "limit"});
+  if (!overflow) return overflow.take_error();
+  m.overflow = *overflow;
+  auto ejections = registry.counter("ambit_waypoint_outlier_ejections_total",
+                                    "Outlier ejections, and those maxEjectionPercent skipped.",
+                                    {"cluster", "result"});
+  if (!ejections) return ejections.take_error();
+  m.ejections = *ejections;
+  return m;
+}
+
+void Cluster::count_overflow(const char* limit) {
+  if (metrics_.overflow != nullptr) metrics_.overflow->with({name_, limit}).inc();
+}
+
+void Cluster::count_retry_budget_exhausted() {
+  {
+    std::lock_guard lock(mu_);
+    ++retry_budget_exhausted_;
+  }
+  count_overflow("retry_budget");
+}
+
 Cluster::Slot& Cluster::Slot::operator=(Slot&& o) noexcept {
   if (this != &o) {
     release();
@@ -159,11 +186,13 @@ Cluster::Admission Cluster::try_admit(bool waiting, Slot& slot) {
   auto count_pending_overflow = [&] {
     if (waiting) --pending_;
     ++overflow_pending_;
+    count_overflow("pending");
     return Admission::overflow_pending;
   };
   if (active_streams_ >= limits.http2_max_requests) {
     if (waiting) --pending_;
     ++overflow_requests_;
+    count_overflow("requests");
     return Admission::overflow_requests;
   }
   // Those already waiting go first.
@@ -207,6 +236,7 @@ bool Cluster::try_retry() {
   std::lock_guard lock(mu_);
   if (active_retries_ >= policy_.connection_pool.max_retries) {
     ++overflow_retries_;
+    count_overflow("retries");
     return false;
   }
   ++active_retries_;
@@ -227,12 +257,19 @@ ClusterCounters Cluster::counters() const {
   c.overflow_pending = overflow_pending_;
   c.overflow_requests = overflow_requests_;
   c.overflow_retries = overflow_retries_;
+  c.retry_budget_exhausted = retry_budget_exhausted_;
   return c;
 }
 
 bool Cluster::report(const std::string& address, UpstreamResult r, SteadyTime now) {
   std::lock_guard lock(mu_);
-  return outlier_.report(address, r, now, known_.size());
+  const uint64_t skipped = outlier_.ejections_overflow();
+  const bool ejected = outlier_.report(address, r, now, known_.size());
+  if (metrics_.ejections != nullptr) {
+    if (ejected) metrics_.ejections->with({name_, "ejected"}).inc();
+    if (outlier_.ejections_overflow() != skipped) metrics_.ejections->with({name_, "skipped"}).inc();
+  }
+  return ejected;
 }
 
 std::map<std::string, EndpointHealth> Cluster::health(SteadyTime now) {
@@ -249,7 +286,7 @@ std::pair<uint64_t, uint64_t> Cluster::ejections() const {
 std::shared_ptr<Cluster> ClusterRegistry::get(const std::string& name) {
   std::lock_guard lock(mu_);
   auto& c = clusters_[name];
-  if (!c) c = std::make_shared<Cluster>(name);
+  if (!c) c = std::make_shared<Cluster>(name, metrics_);
   return c;
 }
 

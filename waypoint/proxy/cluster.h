@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "common/io/event_loop.h"
+#include "common/metrics/registry.h"
 #include "waypoint/proxy/endpoints.h"
 #include "waypoint/proxy/load_balancer.h"
 #include "waypoint/proxy/outlier.h"
@@ -76,6 +77,16 @@ struct ClusterCounters {
   uint64_t overflow_pending = 0;   // refused: too many pending (maxConnections reached)
   uint64_t overflow_requests = 0;  // refused: http2MaxRequests reached
   uint64_t overflow_retries = 0;   // retries not made: maxRetries reached
+  uint64_t retry_budget_exhausted = 0;  // retries not made: the service's retry budget
+};
+
+// The Prometheus side of the same counters (null families: not exported):
+//   ambit_waypoint_upstream_overflow_total{cluster, limit="pending|requests|retries|retry_budget"}
+//   ambit_waypoint_outlier_ejections_total{cluster, result="ejected|skipped"}
+struct ClusterMetrics {
+  metrics::Family<metrics::Counter>* overflow = nullptr;
+  metrics::Family<metrics::Counter>* ejections = nullptr;
+  static Result<ClusterMetrics> create(metrics::Registry& registry);
 };
 
 inline constexpr std::chrono::milliseconds kPendingPoll{2};
@@ -101,7 +112,8 @@ class Cluster {
     Cluster* cluster_ = nullptr;
   };
 
-  explicit Cluster(std::string name) : name_(std::move(name)) {}
+  explicit Cluster(std::string name, ClusterMetrics metrics = {})
+      : name_(std::move(name)), metrics_(metrics) {}
   const std::string& name() const { return name_; }
 
   // Applies the resolved policy (cheap when unchanged; the policy changes with config).
@@ -130,6 +142,8 @@ class Cluster {
   // A retry may start (maxRetries); release with end_retry(). Counts the overflow.
   bool try_retry();
   void end_retry();
+  // The service's retry budget refused a retry of a request to this cluster.
+  void count_retry_budget_exhausted();
 
   ClusterCounters counters() const;
 
@@ -149,6 +163,9 @@ class Cluster {
   // Circuit breaking state, under mu_.
   uint32_t active_streams_ = 0, pending_ = 0, active_retries_ = 0;
   uint64_t overflow_pending_ = 0, overflow_requests_ = 0, overflow_retries_ = 0;
+  uint64_t retry_budget_exhausted_ = 0;
+  const ClusterMetrics metrics_;
+  void count_overflow(const char* limit);
   mutable std::mutex mu_;
   DestinationPolicy policy_;
   std::map<std::string, std::shared_ptr<EndpointStats>> endpoints_;
@@ -164,6 +181,8 @@ std::string endpoint_address(const EndpointCandidate& c);
 
 class ClusterRegistry {
  public:
+  ClusterRegistry() = default;
+  explicit ClusterRegistry(ClusterMetrics metrics) : metrics_(metrics) {}
   std::shared_ptr<Cluster> get(const std::string& name);
   std::shared_ptr<Cluster> find(const std::string& name) const;  // null when never used
   // The retry budget of a destination service (by hostname), shared by its clusters.
@@ -174,6 +193,7 @@ class ClusterRegistry {
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<Cluster>> clusters_;
   std::map<std::string, std::shared_ptr<RetryBudget>> budgets_;
+  const ClusterMetrics metrics_;
 };
 
 }  // namespace ambit::waypoint

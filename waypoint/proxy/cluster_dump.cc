@@ -68,6 +68,7 @@ json dump_cluster(const ClusterRef& ref, const DestinationPolicy* policy, const 
                    {"overflowPending", n.overflow_pending},
                    {"overflowRequests", n.overflow_requests},
                    {"overflowRetries", n.overflow_retries},
+                   {"retryBudgetExhausted", n.retry_budget_exhausted},
                    {"ejections", ejections},
                    {"ejectionsSkipped", skipped}};
   return j;

@@ -221,3 +221,33 @@ TEST_CASE("unlimited by default; maxRetries bounds concurrent retries") {
 }
 
 }  // namespace ambit::waypoint
+
+namespace ambit::waypoint {
+
+TEST_CASE("overflows and ejections are exported per cluster") {
+  metrics::Registry registry;
+  auto m = ClusterMetrics::create(registry);
+  REQUIRE(m.ok());
+  ClusterRegistry clusters(*m);
+  auto c = clusters.get("outbound|80||slow.res.svc.cluster.local");
+  DestinationPolicy p;
+  p.connection_pool.http2_max_requests = 1;
+  OutlierDetection od;
+  od.consecutive_5xx = 1;
+  p.outlier_detection = od;
+  c->configure(p);
+  Cluster::Slot a, b;
+  CHECK(c->try_admit(false, a) == Cluster::Admission::admitted);
+  CHECK(c->try_admit(false, b) == Cluster::Admission::overflow_requests);
+  c->count_retry_budget_exhausted();
+  CHECK(c->report("10.0.0.1:80", UpstreamResult::http_5xx, SteadyTime{}));
+  const std::string text = registry.render();
+  CHECK(text.find("ambit_waypoint_upstream_overflow_total{cluster=\"outbound|80||slow.res.svc."
+                  "cluster.local\",limit=\"requests\"} 1") != std::string::npos);
+  CHECK(text.find("limit=\"retry_budget\"} 1") != std::string::npos);
+  CHECK(text.find("ambit_waypoint_outlier_ejections_total{cluster=\"outbound|80||slow.res.svc."
+                  "cluster.local\",result=\"ejected\"} 1") != std::string::npos);
+  CHECK(c->counters().retry_budget_exhausted == 1);
+}
+
+}  // namespace ambit::waypoint

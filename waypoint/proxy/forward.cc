@@ -378,6 +378,7 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
     if (budget && !budget->try_retry(*policy->retry_budget, fc.loop.now())) {
       rec.add_flag("URX");
       rec.details = "retry_budget_exhausted";
+      cluster->count_retry_budget_exhausted();
       break;
     }
     if (!cluster->try_retry()) {
