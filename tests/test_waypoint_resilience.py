@@ -225,6 +225,12 @@ def test_cookie_hash_issues_the_cookie_and_then_sticks_to_it(mesh):
     assert "set-cookie" not in again, again
 
 
+def test_max_retries_bounds_concurrent_retries_not_sequential_ones(mesh):
+    # capped: always 503, 2 retries, maxRetries 1: one retry at a time, so both are made.
+    status, headers, _ = mesh.curl(CLIENT, "http://capped.res/get")
+    assert status == 503 and headers.get("x-envoy-attempt-count") == "3", headers
+
+
 def test_zz_consistent_hash_moves_only_users_of_the_endpoint_that_left(mesh):
     """Last in the module: scales echo from 3 pods to 2 (echo-2 goes away)."""
     before = {u: next(iter(p)) for u, p in _users(mesh, 60, 1).items()}

@@ -226,8 +226,10 @@ struct RetryGuard {
   Cluster* cluster = nullptr;
   RetryGuard(const RetryGuard&) = delete;
   RetryGuard& operator=(const RetryGuard&) = delete;
-  ~RetryGuard() {
+  ~RetryGuard() { release(); }
+  void release() {
     if (cluster != nullptr) cluster->end_retry();
+    cluster = nullptr;
   }
 };
 
@@ -362,6 +364,8 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
     last = co_await attempt_once(fc, ep, std::move(wire), h2 ? &*h2 : nullptr, head, client_ip,
                                  deadline, rest);
     load = EndpointLoad();
+    slot = Cluster::Slot();  // the stream is done: free it (and the retry) before the next try
+    retry_guard.release();
     if (last.end != AttemptEnd::no_certificate) {
       cluster->report(endpoint_address(ep), outlier_result(last), fc.loop.now());
     }
