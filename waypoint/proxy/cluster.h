@@ -1,7 +1,8 @@
 // A destination cluster as Envoy names it, "outbound|<port>|<subset>|<host>": the endpoints a
 // route destination resolves to and everything the waypoint keeps about them across requests.
-// One Cluster per name, shared by every worker thread (ClusterRegistry); its counters are
-// atomics and the rest sits behind one small lock per cluster.
+// One Cluster per name, shared by every worker thread (ClusterRegistry); the round-robin
+// position and the per-endpoint requests in flight are atomics, the rest sits behind one small
+// lock per cluster.
 //
 // Per attempt the data path first asks the cluster for a slot (circuit breaking), then to
 // choose an endpoint (load_balancer.h for the policies), holds an EndpointLoad while the
@@ -23,7 +24,8 @@
 //                               streams (unset: the pool's 5 minutes); tcp.idleTimeout is not
 //                               applied (streams end with their request).
 // A pending attempt waits until a stream frees (checked every kPendingPoll) or the route's
-// deadline passes (504 UT). Overflows are counted per limit for the admin dump.
+// deadline passes (504 UT). Overflows are counted per limit, in the admin dump and in
+// Prometheus (ClusterMetrics).
 #pragma once
 
 #include <atomic>
