@@ -842,6 +842,10 @@ Status HboneStream::refuse(int status) {
 
 bool HboneStream::peer_half_closed() const { return st_ && st_->remote_ended; }
 bool HboneStream::write_closed() const { return st_ && st_->write_closed; }
+bool HboneStream::open_and_quiet() const {
+  return st_ && !st_->remote_ended && !st_->write_closed && !st_->closed && !st_->error &&
+         st_->rx_bytes == 0;
+}
 uint64_t HboneStream::bytes_received() const { return st_ ? st_->bytes_in : 0; }
 uint64_t HboneStream::bytes_sent() const { return st_ ? st_->bytes_out : 0; }
 

@@ -127,6 +127,9 @@ class HboneStream {
   // ---- state ----
   bool peer_half_closed() const;
   bool write_closed() const;
+  // Open both ways, nothing received and unread, no error: a stream parked between two
+  // exchanges (an upstream keep-alive) that can carry the next one.
+  bool open_and_quiet() const;
   uint64_t bytes_received() const;  // tunnel payload, this stream
   uint64_t bytes_sent() const;
 

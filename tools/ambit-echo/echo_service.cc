@@ -226,6 +226,7 @@ void EchoStats::saw_host(std::string_view host) {
 std::string EchoStats::to_json() const {
   ojson j = ojson::object();
   j["requests"] = requests_.load(std::memory_order_relaxed);
+  j["connections"] = connections_.load(std::memory_order_relaxed);
   j["http1"] = http1_.load(std::memory_order_relaxed);
   j["http2"] = http2_.load(std::memory_order_relaxed);
   j["injected_failures"] = injected_.load(std::memory_order_relaxed);

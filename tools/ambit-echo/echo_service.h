@@ -68,12 +68,15 @@ class EchoStats {
   // Counts the Host a request named (the first kMaxHosts distinct ones), so that a test can
   // see which authority reached this backend (e.g. a mirror's "-shadow" host).
   void saw_host(std::string_view host);
+  // An HTTP connection was accepted (so a test can tell keep-alive from one per request).
+  void connection() { connections_.fetch_add(1, std::memory_order_relaxed); }
   std::string to_json() const;
   static constexpr size_t kMaxHosts = 32;
   uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
 
  private:
   std::atomic<uint64_t> requests_{0};
+  std::atomic<uint64_t> connections_{0};
   std::atomic<uint64_t> http1_{0};
   std::atomic<uint64_t> http2_{0};
   std::atomic<uint64_t> injected_{0};
@@ -98,6 +101,7 @@ class EchoService {
 
   const Identity& identity() const { return identity_; }
   const EchoStats& stats() const { return stats_; }
+  void accepted_connection() { stats_.connection(); }
 
  private:
   Response route(const Request& req, std::string_view path, std::string_view query) const;

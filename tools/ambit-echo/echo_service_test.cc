@@ -213,8 +213,11 @@ TEST_CASE("/stats counts recorded responses by protocol and status, not itself")
   }
   svc.record(HttpVersion::http2, svc.handle(get("/status/404")));
   svc.record(HttpVersion::http1, svc.handle(get("/stats")));
+  svc.accepted_connection();
+  svc.accepted_connection();
   json j = json::parse(svc.handle(get("/stats")).body);
   CHECK(j["requests"] == 4);
+  CHECK(j["connections"] == 2);
   CHECK(j["http1"] == 3);
   CHECK(j["http2"] == 1);
   CHECK(j["injected_failures"] == 1);

@@ -244,6 +244,7 @@ io::Task<void> accept_loop(io::EventLoop& loop, Listener listener, EchoService& 
     int fd = accepted->fd;
     (void)io::set_nodelay(fd);
     if (listener.kind == ListenerKind::http) {
+      svc.accepted_connection();
       io::spawn(loop, serve_http(loop, fd, display_ip(accepted->peer.ip_string()), svc));
     } else {
       io::spawn(loop, serve_tcp_echo(loop, fd));

@@ -37,10 +37,11 @@ std::vector<EndpointCandidate> eligible_endpoints(const ztunnel::WorkloadStore& 
     if (target == 0 && svc_port != svc.ports.end()) target = svc_port->second;
     if (target == 0 && !svc.ports.empty() && svc_port == svc.ports.end()) continue;  // not served
     if (target == 0) target = static_cast<uint16_t>(service_port);
-    EndpointCandidate c{ep.workload, w.ips.front().to_string(), target, {}, {}};
+    EndpointCandidate c{ep.workload, w.ips.front().to_string(), target, {}, {}, 0};
     if (policy != nullptr) {
       c.connect_timeout = policy->connection_pool.connect_timeout;
       c.idle_timeout = policy->connection_pool.http_idle_timeout;
+      c.max_requests_per_connection = policy->connection_pool.max_requests_per_connection;
     }
     out.push_back(std::move(c));
   }

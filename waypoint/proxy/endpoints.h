@@ -26,6 +26,7 @@ struct EndpointCandidate {
   // How to reach it, from the cluster's connectionPool (unset: the HBONE pool's defaults).
   std::optional<Millis> connect_timeout;
   std::optional<Millis> idle_timeout;
+  uint32_t max_requests_per_connection = 0;  // 0 = unlimited
 };
 
 // "<name>.<ns>.svc.<suffix>" -> "<ns>"; "" when the hostname has no namespace label.

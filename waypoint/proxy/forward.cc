@@ -25,6 +25,8 @@ struct AttemptOutcome {
   AttemptEnd end = AttemptEnd::reset;
   Http1Message response;
   std::string detail;
+  bool reusable = false;          // HTTP/1.1: the stream may carry the next request
+  bool nothing_received = false;  // ended before a single response byte
 };
 
 // Shared by an attempt and its watchdog, which resets the stream when the deadline passes.
@@ -52,12 +54,14 @@ io::Task<AttemptOutcome> read_response(std::shared_ptr<AttemptState> att, bool h
   AttemptOutcome out;
   Http1Parser parser(Http1Parser::Kind::response);
   parser.expect_no_body(head);
-  std::vector<std::byte> buf(16384);
+  bool received = false;
   while (true) {
-    Result<size_t> n = co_await att->stream.read(std::span<std::byte>(buf));
+    // Parse straight out of the stream's receive buffer (no copy).
+    Result<size_t> n = co_await att->stream.readable();
     if (!n.ok()) {
       out.end = att->timed_out ? AttemptEnd::timeout : AttemptEnd::reset;
       out.detail = n.error().to_string();
+      out.nothing_received = !received;
       co_return out;
     }
     if (*n == 0) {
@@ -65,10 +69,13 @@ io::Task<AttemptOutcome> read_response(std::shared_ptr<AttemptState> att, bool h
       if (fin.ok() && parser.complete()) break;
       out.end = AttemptEnd::reset;
       out.detail = "upstream closed before a complete response";
+      out.nothing_received = !received;
       co_return out;
     }
-    att->stream.consume(*n);
-    std::string_view data(reinterpret_cast<const char*>(buf.data()), *n);
+    received = true;
+    std::span<const std::byte> chunk = att->stream.peek();
+    std::string_view data(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+    const size_t chunk_size = chunk.size();
     bool complete = false;
     while (!data.empty()) {
       Result<size_t> used = parser.feed(data);
@@ -88,8 +95,14 @@ io::Task<AttemptOutcome> read_response(std::shared_ptr<AttemptState> att, bool h
       }
       if (*used == 0) break;
     }
+    // Whatever followed a complete response (nothing, from a well-behaved server) is dropped
+    // with the chunk; then the stream is reusable only if it holds nothing more.
+    const bool trailing = complete && !data.empty();
+    att->stream.pop(chunk_size);
+    att->stream.consume(chunk_size);
     if (complete) {
       out.end = AttemptEnd::response;
+      out.reusable = out.response.keep_alive && !trailing && !head;
       co_return out;
     }
   }
@@ -128,44 +141,81 @@ bool upstream_http2(const Http1Message& request, const ztunnel::Service& svc, ui
 }
 
 // `wire` is the HTTP/1.1 request (followed by `rest` when its body streams); with `h2` set
-// the request goes as HTTP/2 instead.
+// the request goes as HTTP/2 instead. With `keep_alive` (the request was serialized without
+// `connection: close`) the attempt may take a parked stream to the pod and park it again
+// after the response (upstream_pool.h).
 io::Task<AttemptOutcome> attempt_once(ForwardContext& fc, const EndpointCandidate& ep,
                                       std::string wire, const http::Http2Message* h2, bool head,
                                       std::string client_ip, io::TimePoint deadline,
-                                      BodyStream* rest) {
+                                      BodyStream* rest, bool keep_alive) {
   AttemptOutcome out;
   if (!fc.proxy.tls()) {
     out.end = AttemptEnd::no_certificate;
     out.detail = "the waypoint has no certificate yet";
     co_return out;
   }
-  Result<hbone::HboneStream> opened = co_await open_upstream(fc, ep, client_ip);
-  if (!opened.ok()) {
-    out.end = opened.error().code == Errc::timeout ? AttemptEnd::timeout : AttemptEnd::connect_failure;
-    out.detail = opened.error().to_string();
-    co_return out;
-  }
+  UpstreamHttp1Pool* pool = keep_alive && h2 == nullptr && rest == nullptr ? fc.h1 : nullptr;
+  std::string pool_key;
+  if (pool != nullptr) pool_key = UpstreamHttp1Pool::key(endpoint_address(ep), client_ip);
   auto att = std::make_shared<AttemptState>();
-  att->stream = std::move(*opened);
   if (deadline != io::TimePoint::max()) io::spawn(fc.loop, watchdog(fc.loop, att, deadline));
-  if (h2 != nullptr) {
-    Http2Exchange ex = co_await exchange_http2(att->stream, *h2);
-    out = outcome_of(std::move(ex), att->timed_out);
-  } else {
-    Status wrote = co_await att->stream.write(bytes_of(wire));
-    if (wrote.ok() && rest != nullptr) wrote = co_await send_rest_chunked(att->stream, *rest);
-    if (!wrote.ok()) {
-      out.end = att->timed_out ? AttemptEnd::timeout : AttemptEnd::reset;
-      out.detail = wrote.error().to_string();
+  uint32_t carried = 0;  // requests the stream carried before this one
+  // A parked stream the pod closed just as we sent (its keep-alive timeout) fails before any
+  // response byte: that request never reached the app, so it goes once more on a new stream
+  // without counting as an attempt (Envoy does the same for a reused HTTP/1.1 connection).
+  for (int pass = 0; pass < 2; ++pass) {
+    std::optional<UpstreamHttp1Pool::Parked> parked;
+    if (pool != nullptr && pass == 0) parked = pool->take(pool_key);
+    if (parked) {
+      att->stream = std::move(parked->stream);
+      carried = parked->requests;
     } else {
-      out = co_await read_response(att, head);
+      Result<hbone::HboneStream> opened = co_await open_upstream(fc, ep, client_ip);
+      if (!opened.ok()) {
+        out.end = att->timed_out || opened.error().code == Errc::timeout ? AttemptEnd::timeout
+                                                                         : AttemptEnd::connect_failure;
+        out.detail = opened.error().to_string();
+        break;
+      }
+      att->stream = std::move(*opened);
+      carried = 0;
     }
+    if (h2 != nullptr) {
+      Http2Exchange ex = co_await exchange_http2(att->stream, *h2);
+      out = outcome_of(std::move(ex), att->timed_out);
+    } else {
+      Status wrote = co_await att->stream.write(bytes_of(wire));
+      if (wrote.ok() && rest != nullptr) wrote = co_await send_rest_chunked(att->stream, *rest);
+      if (!wrote.ok()) {
+        out = AttemptOutcome{};
+        out.end = att->timed_out ? AttemptEnd::timeout : AttemptEnd::reset;
+        out.detail = wrote.error().to_string();
+        out.nothing_received = true;
+      } else {
+        out = co_await read_response(att, head);
+      }
+    }
+    const bool stale = parked && out.end == AttemptEnd::reset && out.nothing_received &&
+                       !att->timed_out;
+    if (!stale) break;
+    log::get("waypoint")->debug("a kept-alive stream to {} was closed under the request ({}); "
+                                "sending it on a new stream", pool_key, out.detail);
+    att->stream.reset();
   }
   att->done = true;
   att->cancel.cancel();
-  // Half-close our side. After a response the pod ends its side too (connection: close, or
-  // the HTTP/2 GOAWAY): let the stream close cleanly (stream_end.h). Otherwise dropping the
-  // handle resets whatever the pod still sends.
+  if (!att->stream.valid()) co_return out;
+  if (pool != nullptr && out.end == AttemptEnd::response && out.reusable &&
+      (ep.max_requests_per_connection == 0 || carried + 1 < ep.max_requests_per_connection)) {
+    io::Duration idle = UpstreamHttp1Pool::kDefaultIdle;
+    if (ep.idle_timeout) idle = *ep.idle_timeout;
+    pool->park(pool_key, UpstreamHttp1Pool::Parked{std::move(att->stream), carried + 1}, idle);
+    co_return out;
+  }
+  // Half-close our side. After a response the pod ends its side too (connection: close, the
+  // HTTP/2 GOAWAY, or the destination ztunnel closing the app connection): let the stream
+  // close cleanly (stream_end.h). Otherwise dropping the handle resets whatever the pod
+  // still sends.
   (void)att->stream.close_write();
   if (out.end == AttemptEnd::response) {
     io::spawn(fc.loop, linger_owned(fc.loop, std::move(att->stream)));
@@ -323,6 +373,7 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
   AttemptOutcome last;
   bool retrying = false;
   const bool h2_upstream = upstream_http2(request, *svc, route.destination_port, rest != nullptr);
+  const bool keep_alive = fc.h1 != nullptr && rest == nullptr && !h2_upstream;
   for (uint32_t n = 1; n <= max_tries; ++n) {
     rec.attempts = n;
     RetryGuard retry_guard(retrying ? cluster.get() : nullptr);
@@ -354,7 +405,7 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
       h2 = upstream_http2_request(request.method, route.path, route.authority, up, request);
     } else {
       wire = serialize_request(request.method, route.path, route.authority, up, request.body,
-                               rest != nullptr);
+                               rest != nullptr, keep_alive);
     }
     io::TimePoint deadline = overall;
     if (retry.per_try_timeout && retry.per_try_timeout->count() > 0) {
@@ -362,7 +413,7 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
     }
     EndpointLoad load(cluster->endpoint(endpoint_address(ep)));
     last = co_await attempt_once(fc, ep, std::move(wire), h2 ? &*h2 : nullptr, head, client_ip,
-                                 deadline, rest);
+                                 deadline, rest, keep_alive);
     load = EndpointLoad();
     slot = Cluster::Slot();  // the stream is done: free it (and the retry) before the next try
     retry_guard.release();

@@ -22,6 +22,7 @@
 #include "waypoint/proxy/http1_codec.h"
 #include "waypoint/proxy/proxy.h"
 #include "waypoint/proxy/request_metrics.h"
+#include "waypoint/proxy/upstream_pool.h"
 #include "waypoint/route/route.h"
 
 namespace ambit::waypoint {
@@ -32,6 +33,7 @@ struct ForwardContext {
   const ProxyContext& proxy;
   hbone::HboneClientPool& pool;
   RandomSource& random;
+  UpstreamHttp1Pool* h1 = nullptr;  // null: every HTTP/1.1 request gets its own stream
 };
 
 struct UpstreamReply {

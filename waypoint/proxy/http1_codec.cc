@@ -222,7 +222,7 @@ Http1Message Http1Parser::take() {
 
 std::string serialize_request(std::string_view method, std::string_view target,
                               std::string_view authority, const HeaderMap& headers,
-                              std::string_view body, bool chunked) {
+                              std::string_view body, bool chunked, bool keep_alive) {
   std::string out;
   out.reserve(256 + body.size());
   out += method;
@@ -237,7 +237,7 @@ std::string serialize_request(std::string_view method, std::string_view target,
   } else if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH") {
     out += "content-length: " + std::to_string(body.size()) + "\r\n";
   }
-  out += "connection: close\r\n";
+  if (!keep_alive) out += "connection: close\r\n";
   out += "\r\n";
   if (!chunked) {
     out += body;

@@ -108,13 +108,15 @@ class Http1Parser {
 };
 
 // "GET /path HTTP/1.1", Host = authority, the headers (hop-by-hop removed), content-length
-// of the body when there is one or the method usually has one, and "connection: close": each
-// upstream request has its own HBONE stream, which then ends cleanly from both sides.
+// of the body when there is one or the method usually has one, and, unless `keep_alive`,
+// "connection: close" (the HBONE stream then ends cleanly from both sides after the answer;
+// with keep-alive it may carry the next request, upstream_pool.h).
 // With `chunked`, the framing is transfer-encoding: chunked and `body` the first chunk (the
 // rest follows with append_chunk, then the last chunk).
 std::string serialize_request(std::string_view method, std::string_view target,
                               std::string_view authority, const HeaderMap& headers,
-                              std::string_view body, bool chunked = false);
+                              std::string_view body, bool chunked = false,
+                              bool keep_alive = false);
 // One chunk of a chunked body; an empty `data` is the last chunk.
 void append_chunk(std::string& out, std::string_view data);
 // "HTTP/1.1 <status> <reason>", the headers (hop-by-hop removed), content-length, and

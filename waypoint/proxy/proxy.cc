@@ -22,12 +22,13 @@ namespace ambit::waypoint {
 
 struct WaypointWorker::State {
   State(io::EventLoop& l, std::shared_ptr<const ProxyContext> c, uint64_t seed)
-      : loop(l), ctx(std::move(c)), pool(l), random(seed) {}
+      : loop(l), ctx(std::move(c)), pool(l), random(seed), h1_pool(l) {}
 
   io::EventLoop& loop;
   std::shared_ptr<const ProxyContext> ctx;
   hbone::HboneClientPool pool;
   SeededRandom random;
+  UpstreamHttp1Pool h1_pool;
   int listen_fd = -1;
   io::CancelToken accept_cancel;
   std::shared_ptr<spdlog::logger> logger = log::get("waypoint");
@@ -78,7 +79,7 @@ io::Task<void> mirror_one(StatePtr st, RouteResult shadow, Http1Message msg, Hea
   auto store = st->ctx->workload_store();
   auto snap = st->ctx->l7();
   RequestRecord rec;
-  ForwardContext fc{st->loop, *st->ctx, st->pool, st->random};
+  ForwardContext fc{st->loop, *st->ctx, st->pool, st->random, &st->h1_pool};
   UpstreamReply r = co_await forward(fc, *store, *snap, shadow, msg, headers, client_ip, rec);
   --st->mirrors_in_flight;
   st->logger->debug("mirror {} {} to {} ({}): {} {}", msg.method, shadow.path,
@@ -134,7 +135,7 @@ io::Task<UpstreamReply> routed_reply(StatePtr st, const Request& req, const Rout
   routed.apply_request_headers(up);
   // A body still streaming from the client cannot be sent twice: no copy then.
   if (rest == nullptr) start_mirrors(st, routed, req, msg, up);
-  ForwardContext fc{st->loop, *st->ctx, st->pool, st->random};
+  ForwardContext fc{st->loop, *st->ctx, st->pool, st->random, &st->h1_pool};
   co_return co_await forward(fc, store, snap, routed, msg, up, req.source.ip, rec, rest);
 }
 
@@ -251,7 +252,7 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
   if (Status a = s.accept(); !a.ok()) co_return;
   const bool l4 = co_await serves_l4(*svc, c.target.port, s);
   if (l4) {
-    ForwardContext fc{st->loop, *st->ctx, st->pool, st->random};
+    ForwardContext fc{st->loop, *st->ctx, st->pool, st->random, &st->h1_pool};
     co_await serve_l4(fc, c, svc, std::move(s));
     co_return;
   }
