@@ -231,6 +231,28 @@ def test_max_retries_bounds_concurrent_retries_not_sequential_ones(mesh):
     assert status == 503 and headers.get("x-envoy-attempt-count") == "3", headers
 
 
+def _echo_stats(lab: Lab, url: str) -> dict:
+    done = lab.exec(CLIENT, "curl", "-s", "--max-time", "5", url)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_upstream_keep_alive_reuses_the_pod_connection_unless_max_requests_per_connection_1(mesh):
+    # 30 curl runs are 30 client connections; the waypoint reuses one upstream stream, so the
+    # pod accepts about one connection for them all (the /stats reads included).
+    before = _echo_stats(mesh, "http://ka.res/stats")
+    served = _served_by(mesh, "http://ka.res/get", 30)
+    assert all(status == "200" for status, _ in served), served
+    after = _echo_stats(mesh, "http://ka.res/stats")
+    assert after["requests"] - before["requests"] == 30, (before, after)  # /stats is not counted
+    assert after["connections"] - before["connections"] <= 3, (before, after)
+    # The same pod behind a DestinationRule with maxRequestsPerConnection 1: one each.
+    served = _served_by(mesh, "http://ka-once.res/get", 30)
+    assert all(status == "200" for status, _ in served), served
+    last = _echo_stats(mesh, "http://ka.res/stats")
+    assert last["connections"] - after["connections"] >= 30, (after, last)
+
+
 def test_zz_consistent_hash_moves_only_users_of_the_endpoint_that_left(mesh):
     """Last in the module: scales echo from 3 pods to 2 (echo-2 goes away)."""
     before = {u: next(iter(p)) for u, p in _users(mesh, 60, 1).items()}
