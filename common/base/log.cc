@@ -1,6 +1,11 @@
 #include "common/base/log.h"
 
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
 #include <mutex>
+#include <string>
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -21,11 +26,78 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
   }
 };
 
+constexpr size_t kBatchLimit = 64 * 1024;
+
+void write_stderr(const char* data, size_t size) {
+  while (size > 0) {
+    ssize_t n = ::write(STDERR_FILENO, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // nowhere to log to: drop rather than block the data path
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+struct ThreadBatch {
+  bool on = false;
+  std::string data;
+  std::unique_ptr<spdlog::formatter> formatter;  // this thread's copy (formatters keep state)
+  uint64_t generation = 0;
+  ~ThreadBatch() {
+    if (!data.empty()) write_stderr(data.data(), data.size());
+  }
+};
+thread_local ThreadBatch t_batch;
+
+// stderr for the per-request loggers: whole lines, one write(2) per line or per batch.
+class BatchedStderrSink final : public spdlog::sinks::sink {
+ public:
+  void log(const spdlog::details::log_msg& msg) override {
+    ThreadBatch& b = t_batch;
+    if (!b.formatter || b.generation != generation_.load(std::memory_order_acquire)) {
+      std::lock_guard lock(mu_);
+      b.formatter = formatter_->clone();
+      b.generation = generation_.load(std::memory_order_relaxed);
+    }
+    spdlog::memory_buf_t line;
+    b.formatter->format(msg, line);
+    if (!b.on) {
+      write_stderr(line.data(), line.size());
+      return;
+    }
+    b.data.append(line.data(), line.size());
+    if (b.data.size() >= kBatchLimit) flush();
+  }
+  void flush() override {
+    ThreadBatch& b = t_batch;
+    if (b.data.empty()) return;
+    write_stderr(b.data.data(), b.data.size());
+    b.data.clear();
+  }
+  void set_pattern(const std::string& pattern) override {
+    set_formatter(std::make_unique<spdlog::pattern_formatter>(pattern));
+  }
+  void set_formatter(std::unique_ptr<spdlog::formatter> f) override {
+    std::lock_guard lock(mu_);
+    formatter_ = std::move(f);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+
+ private:
+  std::mutex mu_;
+  std::unique_ptr<spdlog::formatter> formatter_ =
+      std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+  std::atomic<uint64_t> generation_{1};
+};
+
+bool batched_component(const std::string& component) { return component == "access"; }
+
 struct State {
   std::mutex mu;
   Format format = Format::text;
   spdlog::level::level_enum level = spdlog::level::info;
   spdlog::sink_ptr sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  std::shared_ptr<BatchedStderrSink> batched = std::make_shared<BatchedStderrSink>();
 };
 
 State& state() {
@@ -52,6 +124,7 @@ void init(Format format, spdlog::level::level_enum level) {
   s.format = format;
   s.level = level;
   s.sink->set_formatter(make_formatter(format));
+  s.batched->set_formatter(make_formatter(format));
   spdlog::apply_all([&](const std::shared_ptr<spdlog::logger>& l) { l->set_level(level); });
 }
 
@@ -84,11 +157,27 @@ std::shared_ptr<spdlog::logger> get(const std::string& component) {
   if (auto existing = spdlog::get(component)) return existing;
   // First use before init(): give the shared sink our pattern.
   static std::once_flag once;
-  std::call_once(once, [&] { s.sink->set_formatter(make_formatter(s.format)); });
-  auto logger = std::make_shared<spdlog::logger>(component, s.sink);
+  std::call_once(once, [&] {
+    s.sink->set_formatter(make_formatter(s.format));
+    s.batched->set_formatter(make_formatter(s.format));
+  });
+  spdlog::sink_ptr sink = batched_component(component) ? spdlog::sink_ptr(s.batched) : s.sink;
+  auto logger = std::make_shared<spdlog::logger>(component, std::move(sink));
   logger->set_level(s.level);
   spdlog::register_logger(logger);
   return logger;
+}
+
+void set_thread_batching(bool on) {
+  if (!on) flush_thread_batch();
+  t_batch.on = on;
+}
+
+void flush_thread_batch() {
+  ThreadBatch& b = t_batch;
+  if (b.data.empty()) return;
+  write_stderr(b.data.data(), b.data.size());
+  b.data.clear();
 }
 
 Status set_level(std::string_view component, spdlog::level::level_enum level) {

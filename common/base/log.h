@@ -28,6 +28,14 @@ std::shared_ptr<spdlog::logger> get(const std::string& component);
 // Change the level of one component, or of all when component is empty.
 Status set_level(std::string_view component, spdlog::level::level_enum level);
 
+// Batching of the per-request loggers ("access"): on a thread that enabled it (each event
+// loop thread, while it runs), their lines collect in a per-thread buffer that
+// flush_thread_batch() writes with one write(2) (the loop calls it before it waits, so a
+// line is never held while the thread sleeps); a buffer past 64 KiB is written at once.
+// On other threads every line is written as it comes. Lines of other loggers are never held.
+void set_thread_batching(bool on);
+void flush_thread_batch();
+
 // Escape a string for embedding inside a JSON string literal (no surrounding quotes).
 std::string json_escape(std::string_view s);
 

@@ -315,15 +315,19 @@ Status EventLoop::run() {
   t_current = this;
   Status result;
   arm_wake();
+  // Per-request log lines of one loop turn go out together, before the loop sleeps.
+  log::set_thread_batching(true);
   while (!stop_requested_.load(std::memory_order_acquire)) {
     run_posted();
     if (stop_requested_.load(std::memory_order_acquire)) break;
+    log::flush_thread_batch();
     if (auto s = wait_and_process(-1); !s) {
       result = std::move(s);
       break;
     }
   }
   drain();
+  log::set_thread_batching(false);
   stop_requested_.store(false, std::memory_order_release);
   t_current = prev;
   return result;

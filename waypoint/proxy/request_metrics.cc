@@ -55,7 +55,45 @@ metrics::LabelValues labels_of(const RequestRecord& r) {
           "mutual_tls"};
 }
 
+// The label values joined by a separator no value contains: the key of the series cache.
+std::string series_key(const RequestRecord& r) {
+  std::string key;
+  key.reserve(512);
+  const auto add = [&key](std::string_view v) {
+    key.append(v);
+    key.push_back('\x1f');
+  };
+  add(r.source_workload);
+  add(r.source_namespace);
+  add(r.source_principal);
+  add(r.source_app);
+  add(r.source_version);
+  add(r.destination_workload);
+  add(r.destination_namespace);
+  add(r.destination_principal);
+  add(r.destination_app);
+  add(r.destination_version);
+  add(r.destination_service);
+  add(r.destination_service_name);
+  add(r.destination_service_namespace);
+  add(r.request_protocol);
+  add(std::to_string(r.response_code));
+  add(r.response_flags);
+  return key;
+}
+
 }  // namespace
+
+RequestMetrics::Series& RequestMetrics::series(const RequestRecord& r) {
+  std::string key = series_key(r);
+  std::lock_guard lock(cache_mu_);
+  auto it = cache_.find(key);
+  if (it != cache_.end()) return it->second;
+  auto labels = labels_of(r);
+  Series s{&requests_->with(labels), &duration_->with(labels), &request_bytes_->with(labels),
+           &response_bytes_->with(labels)};
+  return cache_.emplace(std::move(key), s).first->second;
+}
 
 void RequestRecord::add_flag(std::string_view flag) {
   if (response_flags == "-") {
@@ -97,14 +135,14 @@ Result<std::unique_ptr<RequestMetrics>> RequestMetrics::create(metrics::Registry
 }
 
 void RequestMetrics::finish(const RequestRecord& r) {
-  auto labels = labels_of(r);
-  requests_->with(labels).inc();
+  Series& series_of = series(r);
+  series_of.requests->inc();
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r.start)
           .count();
-  duration_->with(labels).observe(ms);
-  request_bytes_->with(labels).observe(static_cast<double>(r.request_bytes));
-  response_bytes_->with(labels).observe(static_cast<double>(r.response_bytes));
+  series_of.duration->observe(ms);
+  series_of.request_bytes->observe(static_cast<double>(r.request_bytes));
+  series_of.response_bytes->observe(static_cast<double>(r.response_bytes));
   for (uint32_t i = 1; i <= r.attempts; ++i) {
     attempts_->with({r.destination_service, i == 1 ? "first" : "retry"}).inc();
   }

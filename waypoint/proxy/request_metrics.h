@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "common/base/error.h"
 #include "common/base/log.h"
@@ -52,6 +54,18 @@ class RequestMetrics {
   void finish(const RequestRecord& r);
 
  private:
+  // The four Istio series of one label set, found once and then from this cache (series live
+  // as long as the registry): one lookup per request instead of four over 22 labels.
+  struct Series {
+    metrics::Counter* requests;
+    metrics::Histogram* duration;
+    metrics::Histogram* request_bytes;
+    metrics::Histogram* response_bytes;
+  };
+  Series& series(const RequestRecord& r);
+  std::mutex cache_mu_;
+  std::unordered_map<std::string, Series> cache_;
+
   metrics::Family<metrics::Counter>* requests_ = nullptr;
   metrics::Family<metrics::Histogram>* duration_ = nullptr;
   metrics::Family<metrics::Histogram>* request_bytes_ = nullptr;
