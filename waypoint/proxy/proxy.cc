@@ -44,33 +44,53 @@ std::span<const std::byte> bytes_of(const std::string& s) {
 }
 
 
+// The client of one CONNECT as the decisions and the telemetry see it. Resolved once per
+// CONNECT: its identity and its forwarded address are those of every request it carries.
+struct ConnSource {
+  SourceInfo source;
+  std::string principal;  // SPIFFE URI of the peer
+  std::string ns;         // namespace of the peer identity
+  std::string workload, app, version;  // empty: the store does not know the address
+};
+
+ConnSource resolve_source(const hbone::InboundConnect& c, const ztunnel::WorkloadStore& store) {
+  ConnSource cs;
+  cs.source = connect_source(c, store);
+  cs.principal = c.peer.id.to_string();
+  cs.ns = c.peer.id.ns;
+  if (auto ip = ztunnel::IpAddr::parse(cs.source.ip); ip.ok()) {
+    if (auto w = store.workload_by_address({"", *ip})) {
+      cs.workload = w->workload_name.empty() ? w->name : w->workload_name;
+      cs.app = w->canonical_name;
+      cs.version = w->canonical_revision;
+    }
+  }
+  return cs;
+}
+
 // The request view the decisions read, from the HTTP head and the CONNECT that carried it.
 Request request_view(const Http1Message& msg, const hbone::InboundConnect& c,
-                     const ztunnel::Service& svc, const ztunnel::WorkloadStore& store) {
+                     const ztunnel::Service& svc, const ConnSource& cs) {
   Request req;
   req.method = msg.method;
   req.path = msg.target;
   req.authority = std::string(msg.headers.get("host").value_or(c.request.authority));
+  req.headers.reserve(msg.headers.size() + 8);  // room for the trace headers added later
   for (const auto& f : msg.headers.fields()) {
-    if (f.name != "host") req.headers.add(f.name, f.value);
+    if (f.name != "host") req.headers.add_lowercase(f.name, f.value);
   }
   req.service = {svc.hostname, svc.name, svc.ns, c.target.host, c.target.port};
-  req.source = connect_source(c, store);
+  req.source = cs.source;
   return req;
 }
 
-void describe_source(const hbone::InboundConnect& c, const Request& req,
-                     const ztunnel::WorkloadStore& store, RequestRecord& rec) {
-  rec.source_principal = c.peer.id.to_string();
-  rec.source_namespace = c.peer.id.ns;
-  rec.client_ip = req.source.ip;
-  if (auto ip = ztunnel::IpAddr::parse(req.source.ip); ip.ok()) {
-    if (auto w = store.workload_by_address({"", *ip})) {
-      rec.source_workload = w->workload_name.empty() ? w->name : w->workload_name;
-      if (!w->canonical_name.empty()) rec.source_app = w->canonical_name;
-      if (!w->canonical_revision.empty()) rec.source_version = w->canonical_revision;
-    }
-  }
+void describe_source(const ConnSource& cs, RequestRecord& rec) {
+  rec.source_principal = cs.principal;
+  rec.source_namespace = cs.ns;
+  rec.client_ip = cs.source.ip;
+  if (!cs.workload.empty()) rec.source_workload = cs.workload;
+  if (!cs.app.empty()) rec.source_app = cs.app;
+  if (!cs.version.empty()) rec.source_version = cs.version;
 }
 
 // One mirrored copy (traffic.h): forwarded like the request, its answer dropped.
@@ -143,8 +163,8 @@ io::Task<UpstreamReply> routed_reply(StatePtr st, const Request& req, const Rout
 // front ends (HTTP/1.1 below, HTTP/2 in http2_front.h) only parse and serialize around it.
 // `rest`: the part of the body beyond the buffer, still to come from the client.
 io::Task<UpstreamReply> serve_request(StatePtr st, const hbone::InboundConnect& c,
-                                      ztunnel::ServicePtr svc, Http1Message msg,
-                                      BodyStream* rest = nullptr) {
+                                      const ConnSource& cs, ztunnel::ServicePtr svc,
+                                      Http1Message msg, BodyStream* rest = nullptr) {
   auto store = st->ctx->workload_store();
   auto snap = st->ctx->l7();
   RequestRecord rec;
@@ -158,9 +178,9 @@ io::Task<UpstreamReply> serve_request(StatePtr st, const hbone::InboundConnect& 
   rec.destination_service = svc->hostname;
   rec.destination_service_name = svc->name;
   rec.destination_service_namespace = svc->ns;
-  Request req = request_view(msg, c, *svc, *store);
+  Request req = request_view(msg, c, *svc, cs);
   rec.authority = req.authority;
-  describe_source(c, req, *store, rec);
+  describe_source(cs, rec);
   rec.trace_id = w3c_trace_id(propagate_trace(req.headers, st->random).upstream.trace_id);
 
   UpstreamReply reply;
@@ -214,7 +234,7 @@ void log_refused(const StatePtr& st, const hbone::InboundConnect& c, const ztunn
   rec.destination_service = svc.hostname;
   rec.destination_service_name = svc.name;
   rec.destination_service_namespace = svc.ns;
-  describe_source(c, request_view(head, c, svc, *store), *store, rec);
+  describe_source(resolve_source(c, *store), rec);
   rec.response_code = status;
   rec.add_flag("DPE");
   rec.details = std::move(details);
@@ -257,10 +277,10 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
     co_return;
   }
 
+  const ConnSource cs = resolve_source(c, *store);
   Http1Parser parser(Http1Parser::Kind::request);
   parser.allow_streaming(true);
   std::string pending;
-  std::vector<std::byte> buf(16384);
   bool eof = false;
   bool sniffed = false;
   while (true) {
@@ -269,7 +289,9 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
       if (proto == http::Sniff::http2) {
         Http2FrontEnd fe{
             st->loop,
-            [st, &c, svc](Http1Message m) { return serve_request(st, c, svc, std::move(m)); },
+            [st, &c, &cs, svc](Http1Message m) {
+              return serve_request(st, c, cs, svc, std::move(m));
+            },
             [st, &c, svc](const Http2Rejection& r) { report_rejection(st, c, *svc, r); }};
         co_await serve_http2(std::move(fe), s, std::move(pending));
         co_return;
@@ -299,7 +321,8 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
       const bool head = msg.method == "HEAD";
       bool keep_alive = msg.keep_alive;
       Http1BodyStream rest(parser, pending, s);
-      UpstreamReply r = co_await serve_request(st, c, svc, std::move(msg), streams ? &rest : nullptr);
+      UpstreamReply r =
+          co_await serve_request(st, c, cs, svc, std::move(msg), streams ? &rest : nullptr);
       if (streams) {
         // A body not read to its end cannot be skipped reliably: close after the answer.
         keep_alive = keep_alive && rest.finished();
@@ -311,14 +334,18 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
       continue;
     }
     if (eof) break;
-    Result<size_t> n = co_await s.read(std::span<std::byte>(buf));
+    Result<size_t> n = co_await s.readable();
     if (!n.ok()) co_return;  // reset by the client: nothing to answer
     if (*n == 0) {
       eof = true;
       continue;
     }
-    s.consume(*n);
-    pending.append(reinterpret_cast<const char*>(buf.data()), *n);
+    // Straight from the stream's receive buffer: an idle keep-alive connection holds no read
+    // buffer of its own.
+    std::span<const std::byte> chunk = s.peek();
+    pending.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+    s.pop(chunk.size());
+    s.consume(chunk.size());
   }
   (void)s.close_write();
 }

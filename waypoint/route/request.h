@@ -28,6 +28,11 @@ class HeaderMap {
   HeaderMap(std::initializer_list<std::pair<std::string_view, std::string_view>> fields);
 
   void add(std::string_view name, std::string_view value);
+  // add() for a name already in lower case (a field of another HeaderMap).
+  void add_lowercase(std::string_view name, std::string_view value) {
+    fields_.push_back({std::string(name), std::string(value)});
+  }
+  void reserve(size_t n) { fields_.reserve(n); }
   // Replaces every field of that name with one field (appended where the first one was).
   void set(std::string_view name, std::string_view value);
   void remove(std::string_view name);
