@@ -15,11 +15,13 @@ io::Task<Result<std::string>> Http1BodyStream::next() {
       if (!piece.empty() || finished_) co_return piece;
       if (*used > 0) continue;
     }
-    Result<size_t> n = co_await stream_.read(std::span<std::byte>(buf_));
+    Result<size_t> n = co_await stream_.readable();
     if (!n.ok()) co_return n.take_error();
     if (*n == 0) co_return make_error(Errc::connection_reset, "the client closed mid-body");
-    stream_.consume(*n);
-    pending_.append(reinterpret_cast<const char*>(buf_.data()), *n);
+    std::span<const std::byte> chunk = stream_.peek();
+    pending_.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
+    stream_.pop(chunk.size());
+    stream_.consume(chunk.size());
   }
 }
 

@@ -44,7 +44,6 @@ class Http1BodyStream final : public BodyStream {
   Http1Parser& parser_;
   std::string& pending_;
   hbone::HboneStream& stream_;
-  std::vector<std::byte> buf_ = std::vector<std::byte>(16384);
 };
 
 // Writes the whole rest of `body` to `upstream` as chunks, then the last chunk.

@@ -198,7 +198,9 @@ std::string Http1Parser::error_details() const {
   if (err == HPE_OK || err == HPE_PAUSED) return "";
   std::string name = http_errno_name(err);  // "HPE_INVALID_HEADER_TOKEN"
   if (name.starts_with("HPE_")) name.erase(0, 4);
-  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : name) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + ('a' - 'A'));  // field names are ASCII
+  }
   return "http1." + name;
 }
 

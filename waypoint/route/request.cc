@@ -7,7 +7,8 @@ namespace ambit::waypoint {
 
 namespace {
 
-char lower_char(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
+// ASCII only, as HTTP field names are (std::tolower would consult the locale per byte).
+char lower_char(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
