@@ -48,4 +48,35 @@ std::vector<EndpointCandidate> eligible_endpoints(const ztunnel::WorkloadStore& 
   return out;
 }
 
+EndpointCache::List EndpointCache::get(
+    const ztunnel::WorkloadStore& store, const void* snap, const ztunnel::Service& svc,
+    uint32_t service_port, std::string_view subset, const DestinationPolicy& policy,
+    const std::function<std::shared_ptr<const ztunnel::WorkloadStore>()>& fresh_store,
+    const std::function<std::shared_ptr<const void>()>& fresh_snap) {
+  if (&store != store_.get() || snap != snap_.get()) {
+    std::shared_ptr<const ztunnel::WorkloadStore> current = fresh_store();
+    std::shared_ptr<const void> current_snap = fresh_snap();
+    if (current.get() != &store || current_snap.get() != snap) {
+      // A push landed while this request was in flight: answer it from its own snapshots.
+      return std::make_shared<const std::vector<EndpointCandidate>>(
+          eligible_endpoints(store, svc, service_port, &policy));
+    }
+    store_ = std::move(current);
+    snap_ = std::move(current_snap);
+    by_key_.clear();
+  }
+  std::string key = svc.hostname;
+  key += '|';
+  key += std::to_string(service_port);
+  key += '|';
+  key += subset;
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) {
+    auto list = std::make_shared<const std::vector<EndpointCandidate>>(
+        eligible_endpoints(store, svc, service_port, &policy));
+    it = by_key_.emplace(std::move(key), std::move(list)).first;
+  }
+  return it->second;
+}
+
 }  // namespace ambit::waypoint

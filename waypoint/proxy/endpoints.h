@@ -7,7 +7,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
+#include <string_view>
+#include <unordered_map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,5 +44,25 @@ std::vector<EndpointCandidate> eligible_endpoints(const ztunnel::WorkloadStore& 
                                                   const ztunnel::Service& svc,
                                                   uint32_t service_port,
                                                   const DestinationPolicy* policy);
+
+// Per worker: eligible_endpoints() of a (service, port, subset), computed once per workload
+// store and L7 snapshot. Both are immutable snapshots; the cache keeps the pair it was built
+// for alive, so a request that still holds an older (or newer) pair simply computes its own.
+// The list is shared: it stays valid for its holder across a rebuild.
+class EndpointCache {
+ public:
+  using List = std::shared_ptr<const std::vector<EndpointCandidate>>;
+  // `store` and `snap` are the request's; fresh_* return the current ones (ProxyContext).
+  List get(
+      const ztunnel::WorkloadStore& store, const void* snap, const ztunnel::Service& svc,
+      uint32_t service_port, std::string_view subset, const DestinationPolicy& policy,
+      const std::function<std::shared_ptr<const ztunnel::WorkloadStore>()>& fresh_store,
+      const std::function<std::shared_ptr<const void>()>& fresh_snap);
+
+ private:
+  std::shared_ptr<const ztunnel::WorkloadStore> store_;
+  std::shared_ptr<const void> snap_;
+  std::unordered_map<std::string, List> by_key_;
+};
 
 }  // namespace ambit::waypoint

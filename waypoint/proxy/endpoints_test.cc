@@ -56,4 +56,41 @@ TEST_CASE("the namespace of a service hostname") {
   CHECK(namespace_of_host("reviews") == "");
 }
 
+TEST_CASE("endpoints are computed once per snapshot pair and subset, again after a push") {
+  auto store = reviews_mesh();
+  auto snap = std::make_shared<int>(1);  // stands for the L7 snapshot: only its identity counts
+  auto svc = store->service_by_key(kReviews);
+  REQUIRE(svc);
+  DestinationPolicy all, v2;
+  v2.subset = "v2";
+  v2.subset_labels = {{"version", "v2"}};
+  int fresh_calls = 0;
+  std::function<std::shared_ptr<const ztunnel::WorkloadStore>()> fresh_store = [&] {
+    ++fresh_calls;
+    return store;
+  };
+  std::function<std::shared_ptr<const void>()> fresh_snap = [&] { return snap; };
+  EndpointCache cache;
+  auto a = cache.get(*store, snap.get(), *svc, 9080, "", all, fresh_store, fresh_snap);
+  auto b = cache.get(*store, snap.get(), *svc, 9080, "", all, fresh_store, fresh_snap);
+  auto c = cache.get(*store, snap.get(), *svc, 9080, "v2", v2, fresh_store, fresh_snap);
+  CHECK(a == b);  // the same list, not a recomputation
+  CHECK(a->size() == 2);
+  CHECK(c->size() == 1);
+  CHECK(fresh_calls == 1);
+
+  // A push: a new store (the same mesh without the v1 pod's health) replaces the pair.
+  auto old_store = store;
+  store = reviews_mesh();
+  auto svc2 = store->service_by_key(kReviews);
+  auto d = cache.get(*store, snap.get(), *svc2, 9080, "", all, fresh_store, fresh_snap);
+  CHECK(d != a);
+  CHECK(a->size() == 2);  // the old list stays valid for whoever still holds it
+  // A request still on the old store gets its own answer and leaves the cache alone.
+  auto e = cache.get(*old_store, snap.get(), *svc, 9080, "", all, fresh_store, fresh_snap);
+  CHECK(e->size() == 2);
+  auto f = cache.get(*store, snap.get(), *svc2, 9080, "", all, fresh_store, fresh_snap);
+  CHECK(f == d);
+}
+
 }  // namespace ambit::waypoint

@@ -347,8 +347,16 @@ io::Task<UpstreamReply> forward(ForwardContext& fc, const ztunnel::WorkloadStore
     rec.add_flag("NC");
     co_return local_reply(503, "no healthy upstream (" + policy.error().message + ")");
   }
-  std::vector<EndpointCandidate> candidates =
-      eligible_endpoints(store, *svc, route.destination_port, &*policy);
+  EndpointCache::List candidate_list;
+  if (fc.endpoints != nullptr) {
+    candidate_list = fc.endpoints->get(
+        store, &snap, *svc, route.destination_port, dest.subset, *policy, fc.proxy.workload_store,
+        [&fc]() -> std::shared_ptr<const void> { return fc.proxy.l7(); });
+  } else {
+    candidate_list = std::make_shared<const std::vector<EndpointCandidate>>(
+        eligible_endpoints(store, *svc, route.destination_port, &*policy));
+  }
+  const std::vector<EndpointCandidate>& candidates = *candidate_list;
   if (candidates.empty()) {
     rec.add_flag("UH");
     co_return local_reply(503, "no healthy upstream");

@@ -34,6 +34,7 @@ struct ForwardContext {
   hbone::HboneClientPool& pool;
   RandomSource& random;
   UpstreamHttp1Pool* h1 = nullptr;  // null: every HTTP/1.1 request gets its own stream
+  EndpointCache* endpoints = nullptr;  // null: endpoints computed per request
 };
 
 struct UpstreamReply {
