@@ -37,6 +37,8 @@ constexpr size_t kRecvMin = 4u << 10;     // an idle connection's receive buffer
 constexpr size_t kRecvMax = 64u << 10;
 constexpr size_t kChunkMin = 4u << 10;    // received tunnel bytes are kept in chunks
 constexpr size_t kIdleSendKeep = 16u << 10;
+// Between the server's GOAWAY notice and its final GOAWAY (at the next tick after this).
+constexpr auto kNoticeGrace = std::chrono::milliseconds(500);
 
 // Decrypted bytes live here only between tls.read() and session.receive(), which copies
 // what it keeps, so one buffer per thread serves every connection.
@@ -466,7 +468,7 @@ class ConnectionCore final : public ServerHandler,
       } else {
         begin_ending();
       }
-    } else if (streams_.empty() && (closing_ || session_->goaway_received())) {
+    } else if (streams_.empty() && ((closing_ && !notice_at_) || session_->goaway_received())) {
       begin_ending();
     }
   }
@@ -507,6 +509,11 @@ class ConnectionCore final : public ServerHandler,
       return;
     }
     session_->on_tick(now);
+    if (notice_at_ && now >= *notice_at_ + kNoticeGrace) {
+      notice_at_.reset();
+      session_->goaway();
+      kick_writer();
+    }
     if (session_->is_dead() && session_->failure()) {
       fail(*session_->failure(), true);
       return;
@@ -590,6 +597,9 @@ class ConnectionCore final : public ServerHandler,
   bool session_flushed_ = false;
   bool close_notify_sent_ = false;
   bool closing_ = false;   // shutdown() asked for GOAWAY
+  // Server shutdown: when the GOAWAY notice went out; the final GOAWAY follows a tick later,
+  // so a stream the client sent before it saw the notice is still served.
+  std::optional<io::TimePoint> notice_at_;
   bool ending_ = false;    // orderly end: flush, close_notify, close
   bool aborted_ = false;   // stop sending now
   bool reader_done_ = false, writer_done_ = false, ticker_done_ = false, finished_ = false;
@@ -990,7 +1000,12 @@ void HboneServerConnection::shutdown() {
   ConnectionCore& c = *core_;
   if (c.failure_ || c.finished_ || c.closing_) return;
   c.closing_ = true;
-  c.session_->goaway();
+  if (c.tls_.handshake_done()) {
+    c.session_->shutdown_notice();
+    c.notice_at_ = c.loop_.now();
+  } else {
+    c.session_->goaway();
+  }
   c.kick_writer();
 }
 

@@ -441,3 +441,100 @@ TEST_CASE("TLS failures are named errors: wrong server identity, untrusted clien
   REQUIRE(r.untrusted_client);
   CHECK(r.untrusted_client->code == Errc::tls_handshake);
 }
+
+namespace {
+
+// A tunnel that echoes until the client half-closes.
+io::Task<void> echo_tunnel(InboundConnect, HboneStream s) {
+  REQUIRE(s.accept().ok());
+  std::vector<std::byte> buf(4096);
+  for (;;) {
+    Result<size_t> n = co_await s.read(std::span<std::byte>(buf));
+    if (!n.ok() || *n == 0) break;
+    s.consume(*n);
+    Status w = co_await s.write(std::span<const std::byte>(buf.data(), *n));
+    if (!w.ok()) break;
+  }
+  (void)s.close_write();
+}
+
+io::Task<std::string> echo_once(HboneStream& s, const std::string& text) {
+  Status w = co_await s.write(as_bytes(text));
+  if (!w.ok()) co_return "write: " + w.error().to_string();
+  std::string got;
+  std::vector<std::byte> buf(256);
+  while (got.size() < text.size()) {
+    Result<size_t> n = co_await s.read(std::span<std::byte>(buf));
+    if (!n.ok()) co_return "read: " + n.error().to_string();
+    if (*n == 0) break;
+    s.consume(*n);
+    got.append(reinterpret_cast<const char*>(buf.data()), *n);
+  }
+  co_return got;
+}
+
+struct DrainResult {
+  std::string before, raced, after;
+  bool raced_opened = false;
+  bool can_open_after_notice = true;
+  bool server_ended = false;
+};
+
+io::Task<void> drain_scenario(io::EventLoop& loop, int lfd, io::SocketAddress addr, DrainResult& r) {
+  std::shared_ptr<HboneServerConnection> server;
+  io::spawn(loop, [](io::EventLoop& loop, int lfd,
+                     std::shared_ptr<HboneServerConnection>& out) -> io::Task<void> {
+    Result<io::Accepted> a = co_await loop.accept(lfd);
+    REQUIRE(a.ok());
+    ConnectHandler handler = [](InboundConnect c, HboneStream s) {
+      return echo_tunnel(std::move(c), std::move(s));
+    };
+    auto started = HboneServerConnection::start(loop, a->fd, context_for(kServerId), handler);
+    REQUIRE(started.ok());
+    out = *started;
+    std::shared_ptr<HboneServerConnection> keep = out;
+    Status s = co_await keep->run();
+    (void)s;
+  }(loop, lfd, server));
+  auto conn = co_await HboneClientConnection::connect(loop, addr, context_for(kClientId),
+                                                      expect(kServerId));
+  REQUIRE(conn.ok());
+  ConnectRequest first;
+  first.authority = "10.0.0.9:8080";
+  auto s1 = co_await (*conn)->open_stream(std::move(first));
+  REQUIRE(s1.ok());
+  r.before = co_await echo_once(*s1, "before");
+  REQUIRE(server);
+  server->shutdown();
+  // Sent before the client can have seen the notice: it must still be served.
+  ConnectRequest second;
+  second.authority = "10.0.0.9:8080";
+  auto s2 = co_await (*conn)->open_stream(std::move(second));
+  r.raced_opened = s2.ok();
+  if (s2.ok()) r.raced = co_await echo_once(*s2, "raced");
+  Status slept = co_await loop.sleep(100ms);
+  r.can_open_after_notice = (*conn)->can_open();
+  r.after = co_await echo_once(*s1, "after");  // an open stream keeps working
+  (void)s1->close_write();
+  if (s2.ok()) (void)s2->close_write();
+  for (int i = 0; i < 50 && server->alive(); ++i) slept = co_await loop.sleep(100ms);
+  r.server_ended = !server->alive();
+  (void)slept;
+}
+
+}  // namespace
+
+TEST_CASE("a server shutdown serves open streams and those already sent, then ends") {
+  auto loop = make_loop();
+  io::SocketAddress addr;
+  int lfd = listen_loopback(&addr);
+  DrainResult r;
+  REQUIRE(run_bounded(*loop, drain_scenario(*loop, lfd, addr, r), 20s));
+  ::close(lfd);
+  CHECK(r.before == "before");
+  CHECK(r.raced_opened);
+  CHECK(r.raced == "raced");
+  CHECK_FALSE(r.can_open_after_notice);
+  CHECK(r.after == "after");
+  CHECK(r.server_ended);
+}

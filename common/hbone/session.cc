@@ -347,9 +347,15 @@ bool Session::want_write() {
   return !fatal_ && nghttp2_session_want_write(ng_) != 0;
 }
 
+void Session::shutdown_notice() {
+  if (fatal_ || goaway_submitted_ || notice_submitted_) return;
+  notice_submitted_ = true;
+  (void)nghttp2_submit_shutdown_notice(ng_);
+}
+
 void Session::goaway() {
-  if (fatal_ || goaway_sent_) return;
-  goaway_sent_ = true;
+  if (fatal_ || goaway_submitted_) return;
+  goaway_submitted_ = true;
   nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_),
                         NGHTTP2_NO_ERROR, nullptr, 0);
 }

@@ -51,6 +51,10 @@ class Session {
 
   // Graceful shutdown: GOAWAY; streams already open finish, no new ones start.
   void goaway();
+  // Server only: the first half of a graceful end, a GOAWAY with the largest stream id, so
+  // the client opens no new streams here while those it already sent are still served;
+  // goaway() then names the real last stream.
+  void shutdown_notice();
   // The connection should be closed now: PING timeout, or nothing more to read or write
   // (after a GOAWAY or a protocol error was flushed).
   bool is_dead() const;
@@ -155,7 +159,9 @@ class Session {
   bool fatal_ = false;  // nghttp2 returned a fatal error: the session must not be used
   bool heard_ = false;  // bytes received since the last tick
   bool spoke_ = false;  // bytes written since the last tick
-  bool goaway_sent_ = false;
+  bool goaway_sent_ = false;       // a GOAWAY frame (notice or final) went out
+  bool goaway_submitted_ = false;  // the final GOAWAY is queued
+  bool notice_submitted_ = false;
   bool goaway_received_ = false;
 };
 
