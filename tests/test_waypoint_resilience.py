@@ -13,12 +13,13 @@ import collections
 import json
 import os
 import re
+import signal
 import subprocess
 import time
 
 import pytest
 
-from conftest import MANIFESTS, Lab, run_lab
+from conftest import LAB, MANIFESTS, Lab, run_lab
 
 MESH = os.path.join(MANIFESTS, "resilience")
 APPLY = os.path.join(MANIFESTS, "resilience-apply")
@@ -270,3 +271,26 @@ def test_zz_consistent_hash_moves_only_users_of_the_endpoint_that_left(mesh):
     moved = [u for u in before if before[u] != after[u]]
     assert all(before[u] == "echo-2" for u in moved), [(u, before[u], after[u]) for u in moved]
     assert len(moved) <= 60 // 3 + 8, f"{len(moved)} of 60 users moved: {moved}"
+
+
+def test_zzz_sigterm_drains_the_request_in_flight_before_the_waypoint_exits(mesh):
+    # Runs last: the waypoint does not come back. A 2 s request is in flight when the
+    # waypoint gets SIGTERM; the drain (GOAWAY, then waiting up to --drain-time) lets it end
+    # with its 200 instead of a reset.
+    waypoint = next(p for p in mesh.status()["processes"] if p["role"] == "waypoint" and p.get("alive", True))
+    client = subprocess.Popen([LAB, "exec", CLIENT, "--", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                               "--max-time", "10", "http://rr.res/delay/2"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.8)
+    os.kill(waypoint["pid"], signal.SIGTERM)
+    out, err = client.communicate(timeout=30)
+    assert out.strip() == "200", (out, err)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{waypoint['pid']}"):
+        with open(f"/proc/{waypoint['pid']}/stat") as f:
+            if f.read().split(") ")[-1].startswith("Z"):
+                break
+        time.sleep(0.2)
+    log = open(os.path.join(RUN_DIR, "logs", "waypoint_res_waypoint-0.log")).read()
+    assert "drained: every HBONE connection ended" in log or "drain time" in log, log[-2000:]
+    assert re.search(r'"GET /delay/2 HTTP/1.1" 200 ', log), log[-2000:]

@@ -45,6 +45,13 @@ struct Parser {
         return bad(flag, "'" + v + "' is not a worker count in 0..256 (0 = one per CPU)");
       }
       cfg.workers = n;
+    } else if (flag == "drain-time") {
+      unsigned seconds = 0;
+      auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
+      if (ec != std::errc{} || end != v.data() + v.size() || seconds > 3600) {
+        return bad(flag, "'" + v + "' is not a number of seconds in 0..3600");
+      }
+      cfg.drain_time = std::chrono::seconds(seconds);
     } else if (flag == "log-format") {
       auto f = log::parse_format(v);
       if (!f) return bad(flag, "'" + v + "' is not text or json");
@@ -137,6 +144,8 @@ This waypoint:
   --instance-ip IP          its own IP, for the xDS node id (env INSTANCE_IP)
   --listen ADDR             HBONE listener (default 0.0.0.0:15008)
   --workers N               data-path threads (default 0: one per CPU)
+  --drain-time SECONDS      on SIGTERM, stop accepting, send GOAWAY and let requests in
+                            flight finish for up to this long (default 5; 0 = stop at once)
 
 Operating surface:
   --admin-socket PATH       admin socket, mode 0600 ("" = none, the default)

@@ -6,6 +6,7 @@
 // io::SocketAddress::parse accepts.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <span>
@@ -46,6 +47,9 @@ struct Config {
   std::string readiness_address = "0.0.0.0:15021";
 
   unsigned workers = 0;  // 0 = one per online CPU
+  // On SIGTERM: how long in-flight requests may take to finish after the waypoint stopped
+  // accepting and sent GOAWAY (Istio's terminationDrainDuration, 5 s by default).
+  std::chrono::milliseconds drain_time{5000};
 
   log::Format log_format = log::Format::text;
   spdlog::level::level_enum log_level = spdlog::level::info;

@@ -39,6 +39,18 @@ TEST_CASE("missing or bad flags are named") {
   auto unknown = parse({"--frobnicate", "1"});
   REQUIRE_FALSE(unknown.ok());
   CHECK(unknown.error().message.find("unknown flag --frobnicate") != std::string::npos);
+  auto bad_drain = parse({"--gateway-name", "w", "--namespace", "shop", "--drain-time", "5s"});
+  REQUIRE_FALSE(bad_drain.ok());
+  CHECK(bad_drain.error().message.find("--drain-time") != std::string::npos);
+}
+
+TEST_CASE("the drain time defaults to Istio's 5 s and can be turned off") {
+  auto dflt = parse({"--gateway-name", "w", "--namespace", "shop"});
+  REQUIRE(dflt.ok());
+  CHECK(dflt->drain_time == std::chrono::seconds(5));
+  auto off = parse({"--gateway-name", "w", "--namespace", "shop", "--drain-time", "0"});
+  REQUIRE(off.ok());
+  CHECK(off->drain_time == std::chrono::seconds(0));
 }
 
 TEST_CASE("the environment fills what flags leave out, and flags win") {

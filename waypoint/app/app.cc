@@ -76,6 +76,7 @@ struct WaypointApp::Impl {
   std::condition_variable stop_cv;
   bool stop_requested = false;
   bool shut_down = false;
+  std::atomic<bool> draining{false};
 
   void request_stop() {
     std::lock_guard lock(stop_mu);
@@ -91,6 +92,9 @@ struct WaypointApp::Impl {
   std::vector<ClusterRef> cluster_refs() const;
   json clusters_dump() const;
   json endpoints_dump() const;
+  // Runs `fn` with each worker on its own loop thread and waits (bounded) for it.
+  void on_each_worker(const std::function<void(WaypointWorker&)>& fn);
+  void drain();
   void shutdown();
 };
 
@@ -260,6 +264,7 @@ Status WaypointApp::Impl::init_admin() {
 }
 
 Status WaypointApp::Impl::readiness() const {
+  if (draining.load()) return make_error(Errc::unavailable, "draining before shutdown");
   if (!xds->ready()) {
     std::string missing;
     for (const auto& t : xds->types_not_ready()) missing += (missing.empty() ? "" : ", ") + t;
@@ -273,12 +278,55 @@ Status WaypointApp::Impl::readiness() const {
   return {};
 }
 
+void WaypointApp::Impl::on_each_worker(const std::function<void(WaypointWorker&)>& fn) {
+  for (unsigned i = 0; i < workers->size(); ++i) {
+    auto done = std::make_shared<std::pair<std::mutex, std::condition_variable>>();
+    auto finished = std::make_shared<bool>(false);
+    workers->loop(i).post([this, i, fn, done, finished] {
+      {
+        std::lock_guard lock(worker_mu);
+        if (auto it = worker_list.find(i); it != worker_list.end()) fn(*it->second);
+      }
+      std::lock_guard l(done->first);
+      *finished = true;
+      done->second.notify_all();
+    });
+    std::unique_lock l(done->first);
+    done->second.wait_for(l, std::chrono::seconds(2), [&] { return *finished; });
+  }
+}
+
+// Istio's drain: not ready any more, no new connections, GOAWAY to every client, then wait
+// (up to drain_time) for the requests in flight.
+void WaypointApp::Impl::drain() {
+  if (!workers || cfg.drain_time.count() <= 0) return;
+  draining = true;
+  auto logger = log::get("waypoint");
+  on_each_worker([](WaypointWorker& w) { w.begin_drain(); });
+  const auto deadline = std::chrono::steady_clock::now() + cfg.drain_time;
+  size_t open = 0;
+  do {
+    auto count = std::make_shared<std::atomic<size_t>>(0);
+    on_each_worker([count](WaypointWorker& w) { *count += w.open_connections(); });
+    open = count->load();
+    if (open == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (std::chrono::steady_clock::now() < deadline);
+  if (open == 0) {
+    logger->info("drained: every HBONE connection ended");
+  } else {
+    logger->info("drain time ({} ms) over with {} HBONE connection(s) still open; closing them",
+                 cfg.drain_time.count(), open);
+  }
+}
+
 void WaypointApp::Impl::shutdown() {
   {
     std::lock_guard lock(stop_mu);
     if (shut_down) return;
     shut_down = true;
   }
+  drain();
   if (admin_loop) admin_loop->stop();
   if (admin_thread.joinable()) admin_thread.join();
   admin_servers.reset();

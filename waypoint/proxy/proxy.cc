@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <span>
+#include <unordered_map>
 
 #include "common/base/log.h"
 #include "common/hbone/headers.h"
@@ -34,6 +35,9 @@ struct WaypointWorker::State {
   io::CancelToken accept_cancel;
   std::shared_ptr<spdlog::logger> logger = log::get("waypoint");
   uint32_t mirrors_in_flight = 0;  // mirrored copies not yet answered (traffic.h)
+  bool draining = false;
+  std::unordered_map<hbone::HboneServerConnection*, std::weak_ptr<hbone::HboneServerConnection>>
+      connections;
 };
 
 namespace {
@@ -329,6 +333,7 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
         keep_alive = keep_alive && rest.finished();
         if (rest.finished()) (void)parser.take();
       }
+      keep_alive = keep_alive && !st->draining;  // draining: this response ends the connection
       std::string bytes = serialize_response(r.status, r.headers, r.body, head, keep_alive);
       Status w = co_await s.write(bytes_of(bytes));
       if (!w.ok() || !keep_alive) break;
@@ -349,6 +354,9 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
     s.consume(chunk.size());
   }
   (void)s.close_write();
+  // We ended the exchange (connection: close, or draining) while the client's side is still
+  // open: let it read the answer and end its side; dropping the stream now would reset it.
+  if (!eof && !s.peer_half_closed()) co_await linger(st->loop, s);
 }
 
 io::Task<void> serve_connection(StatePtr st, int fd) {
@@ -361,7 +369,16 @@ io::Task<void> serve_connection(StatePtr st, int fd) {
   hbone::ConnectHandler handler = [st](hbone::InboundConnect c, hbone::HboneStream s) {
     return serve_connect(st, std::move(c), std::move(s));
   };
-  Status s = co_await hbone::HboneServerConnection::serve(st->loop, fd, tls, std::move(handler));
+  auto started = hbone::HboneServerConnection::start(st->loop, fd, tls, std::move(handler));
+  if (!started.ok()) {
+    st->logger->debug("HBONE connection not started: {}", started.error().to_string());
+    co_return;
+  }
+  std::shared_ptr<hbone::HboneServerConnection> conn = std::move(*started);
+  st->connections.emplace(conn.get(), conn);
+  if (st->draining) conn->shutdown();
+  Status s = co_await conn->run();
+  st->connections.erase(conn.get());
   if (!s.ok()) st->logger->debug("HBONE connection ended: {}", s.error().to_string());
 }
 
@@ -401,6 +418,22 @@ Status WaypointWorker::listen(const io::SocketAddress& addr) {
   io::spawn(state_->loop, accept_loop(state_));
   return {};
 }
+
+void WaypointWorker::begin_drain() {
+  State& st = *state_;
+  if (st.draining) return;
+  st.draining = true;
+  st.accept_cancel.cancel();
+  if (st.listen_fd >= 0) {
+    ::close(st.listen_fd);
+    st.listen_fd = -1;
+  }
+  for (auto& [ptr, weak] : st.connections) {
+    if (auto conn = weak.lock()) conn->shutdown();
+  }
+}
+
+size_t WaypointWorker::open_connections() const { return state_->connections.size(); }
 
 io::Task<void> WaypointWorker::handle_connect(hbone::InboundConnect connect,
                                               hbone::HboneStream stream) {

@@ -55,6 +55,13 @@ class WaypointWorker {
   // Opens an SO_REUSEPORT listener on `addr` and serves it until the loop stops.
   Status listen(const io::SocketAddress& addr);
 
+  // The graceful end (loop thread): stop accepting, send GOAWAY on every inbound HBONE
+  // connection (clients open new connections elsewhere; streams in flight finish), and end
+  // HTTP/1.1 keep-alive after the response in progress.
+  void begin_drain();
+  // Inbound HBONE connections still open (loop thread).
+  size_t open_connections() const;
+
   // One CONNECT stream from a ztunnel (public for tests that drive a server connection).
   io::Task<void> handle_connect(hbone::InboundConnect connect, hbone::HboneStream stream);
 
