@@ -218,6 +218,9 @@ def test_each_listed_waypoint_gets_a_deployment_and_service(renderer):
     assert flag(c, "--listen") == "0.0.0.0:15008"
     assert flag(c, "--xds-address") == "istiod.istio-system.svc:15012"
     assert flag(c, "--token-file") == "/var/run/secrets/tokens/istio-token"
+    # The drain fits in the pod's grace period.
+    assert flag(c, "--drain-time") == "5"
+    assert int(flag(c, "--drain-time")) < pod["spec"]["terminationGracePeriodSeconds"]
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
     assert mounts["mesh-token"] == "/var/run/secrets/tokens"
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
