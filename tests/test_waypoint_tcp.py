@@ -171,9 +171,40 @@ def test_tcp_metrics_and_access_log_name_both_sides(mesh):
         "the denial is not in the access log"
 
 
+# Echoes "hi", then waits up to WAIT seconds for more: prints "closed <s>" when the connection
+# ends on its own, "open" when it is still there.
+IDLE_PROBE = r"""
+import socket, sys, time
+host, port, wait = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+s = socket.create_connection((host, port), timeout=10)
+s.sendall(b"hi")
+assert s.recv(16) == b"hi"
+start = time.monotonic()
+s.settimeout(wait)
+try:
+    b = s.recv(16)
+    print("closed %.1f" % (time.monotonic() - start) if not b else "data")
+except socket.timeout:
+    print("open")
+except OSError as e:
+    print("closed %.1f %s" % (time.monotonic() - start, type(e).__name__))
+"""
+
+
+def test_tcp_idle_timeout_from_the_destination_rule_closes_an_idle_connection(mesh):
+    idle = mesh.exec("client/sleep-0", "/usr/bin/python3", "-c", IDLE_PROBE, ECHO_VIP, "9002", "4", timeout=30)
+    assert idle.returncode == 0, idle.stderr
+    assert idle.stdout.startswith("closed"), idle.stdout
+    assert 0.5 <= float(idle.stdout.split()[1]) <= 3.5, idle.stdout
+    # The port without an idleTimeout keeps the idle connection (Istio's default is 1 h).
+    kept = mesh.exec("client/sleep-0", "/usr/bin/python3", "-c", IDLE_PROBE, ECHO_VIP, "9000", "2.5", timeout=30)
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.strip() == "open", kept.stdout
+
+
 def test_config_dump_shows_the_protocol_of_each_declared_port(mesh):
     done = mesh.exec("shop/waypoint-0", "curl", "-s", "--max-time", "3", "http://127.0.0.1:15000/config_dump")
     assert done.returncode == 0, done.stderr
     services = {s["hostname"]: s for s in json.loads(done.stdout)["services"]}
-    # 9000 is named tcp-echo; 9001 and 8081 are undeclared (detected per connection).
-    assert services[ECHO_HOST]["appProtocols"] == {"9000": "TCP"}, services[ECHO_HOST]
+    # 9000 and 9002 are named tcp-*; 9001 and 8081 are undeclared (detected per connection).
+    assert services[ECHO_HOST]["appProtocols"] == {"9000": "TCP", "9002": "TCP"}, services[ECHO_HOST]

@@ -68,6 +68,7 @@ namespace {
 
 // How long a connection waits for a slot under the cluster's tcp.maxConnections.
 constexpr auto kL4AdmitWait = std::chrono::seconds(10);
+constexpr auto kDefaultTcpIdle = std::chrono::hours(1);  // Istio's tcp idleTimeout default
 
 // The labels of one L4 connection: who called, which service, and (once chosen) which pod.
 struct L4Description {
@@ -177,8 +178,14 @@ io::Task<void> serve_l4(ForwardContext& fc, const hbone::InboundConnect& c,
     stream.reset();
     co_return;
   }
-  // Side a is the client's tunnel: a -> b is the request direction.
-  hbone::RelayResult r = co_await hbone::relay(fc.loop, stream, *up);
+  // Side a is the client's tunnel: a -> b is the request direction. A connection idle for
+  // the DestinationRule's tcp idleTimeout (Istio's default: 1 h) is closed.
+  hbone::RelayOptions ro;
+  ro.idle_timeout = kDefaultTcpIdle;
+  if (policy.ok() && policy->connection_pool.tcp_idle_timeout) {
+    ro.idle_timeout = *policy->connection_pool.tcp_idle_timeout;
+  }
+  hbone::RelayResult r = co_await hbone::relay(fc.loop, stream, *up, ro);
   if (tel) {
     tel->add_request_bytes(r.bytes.a_to_b);
     tel->add_response_bytes(r.bytes.b_to_a);
