@@ -90,6 +90,7 @@ Result<std::unique_ptr<Http2Codec>> Http2Codec::create(Role role, Http2Options o
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &on_frame_recv);
   nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, &on_invalid_frame);
   nghttp2_session_callbacks_set_on_frame_send_callback(cbs, &on_frame_send);
+  nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, &on_frame_not_send);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &on_stream_close);
   int rv = role == Role::server ? nghttp2_session_server_new(&c->session_, cbs, c.get())
                                 : nghttp2_session_client_new(&c->session_, cbs, c.get());
@@ -224,6 +225,14 @@ void Http2Codec::reset(int32_t stream_id, uint32_t code) {
 
 void Http2Codec::terminate(uint32_t code) { nghttp2_session_terminate_session(session_, code); }
 
+void Http2Codec::goaway(uint32_t code, int32_t last_stream_id) {
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, last_stream_id, code, nullptr, 0);
+}
+
+uint32_t Http2Codec::remote_max_concurrent_streams() const {
+  return nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+}
+
 void Http2Codec::reject(int32_t id, std::string reason) {
   auto it = streams_.find(id);
   if (it == streams_.end() || !it->second.reset_reason.empty()) return;
@@ -314,6 +323,15 @@ int Http2Codec::on_data_chunk(nghttp2_session* session, uint8_t, int32_t stream_
 int Http2Codec::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
   Http2Codec& c = *self(user_data);
   const uint8_t type = frame->hd.type;
+  if (type == NGHTTP2_GOAWAY) {
+    // (nghttp2 then closes this side's streams above last_stream_id with REFUSED_STREAM.)
+    c.peer_goaway_ = frame->goaway.last_stream_id;
+    return 0;
+  }
+  if (type == NGHTTP2_SETTINGS && (frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
+    c.remote_settings_ = true;
+    return 0;
+  }
   auto it = c.streams_.find(frame->hd.stream_id);
   if (it == c.streams_.end()) return 0;
   Stream& s = it->second;
@@ -355,6 +373,17 @@ int Http2Codec::on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void
                          : c.last_invalid_.empty() ? std::string("http2.protocol_error")
                                                    : c.last_invalid_;
     c.goaway_ = {frame->goaway.error_code, std::move(reason)};
+  }
+  return 0;
+}
+
+int Http2Codec::on_frame_not_send(nghttp2_session* session, const nghttp2_frame* frame, int,
+                                  void* user_data) {
+  // A request that never left (the peer's GOAWAY came first) has no nghttp2 stream, so no
+  // close callback follows: end it here as refused, which it was.
+  if (frame->hd.type == NGHTTP2_HEADERS &&
+      nghttp2_session_find_stream(session, frame->hd.stream_id) == nullptr) {
+    on_stream_close(session, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM, user_data);
   }
   return 0;
 }

@@ -113,7 +113,15 @@ class Http2Codec {
   void reset(int32_t stream_id, uint32_t code);
   // GOAWAY after the streams in flight.
   void terminate(uint32_t code);
+  // GOAWAY naming `last_stream_id`: the peer's streams above it are refused, unprocessed.
+  void goaway(uint32_t code, int32_t last_stream_id);
   size_t open_streams() const { return streams_.size(); }
+  // The peer's SETTINGS_MAX_CONCURRENT_STREAMS (2^32-1 until its SETTINGS arrive).
+  uint32_t remote_max_concurrent_streams() const;
+  bool remote_settings_received() const { return remote_settings_; }
+  // The last-stream-id of a GOAWAY the peer sent, if any: this side's streams above it were
+  // never processed (they end as reset events with REFUSED_STREAM), and no new one may start.
+  const std::optional<int32_t>& peer_goaway() const { return peer_goaway_; }
 
  private:
   struct Stream {
@@ -144,6 +152,7 @@ class Http2Codec {
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void*);
   static int on_invalid_frame(nghttp2_session*, const nghttp2_frame*, int, void*);
   static int on_frame_send(nghttp2_session*, const nghttp2_frame*, void*);
+  static int on_frame_not_send(nghttp2_session*, const nghttp2_frame*, int, void*);
   static int on_stream_close(nghttp2_session*, int32_t, uint32_t, void*);
   static ssize_t read_body(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,
                            nghttp2_data_source*, void*);
@@ -154,6 +163,8 @@ class Http2Codec {
   std::map<int32_t, Stream> streams_;
   std::vector<Http2Event> events_;
   std::optional<std::pair<uint32_t, std::string>> goaway_;
+  std::optional<int32_t> peer_goaway_;
+  bool remote_settings_ = false;
   std::string last_invalid_;  // reason of the last invalid frame, for the GOAWAY it causes
   std::string out_;  // framed, not yet taken
 };
