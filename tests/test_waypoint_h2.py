@@ -131,6 +131,22 @@ def test_prior_knowledge_curl_gets_the_routed_version_and_the_header_edit(mesh):
     assert _stats(mesh)["http2"] == before + 1
 
 
+def test_sequential_http2_requests_from_one_client_reuse_one_connection_to_the_pod(mesh):
+    """The waypoint multiplexes its HTTP/2 upstream requests on a pooled session per pod and
+    client: separate client connections one after another reach reviews-v2 over the one
+    connection the destination ztunnel opened to it."""
+    _stats(mesh)  # the session from this client to reviews-v2 exists from here on
+    before = _stats(mesh)
+    for i in range(5):
+        done = mesh.exec("client/sleep-0", "curl", "-s", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                         "--http2-prior-knowledge", "--max-time", "5", "-H", "end-user: jason",
+                         f"{REVIEWS}/reviews?n={i}")
+        assert done.stdout.strip() == "2 200", done.stdout + done.stderr
+    after = _stats(mesh)
+    assert after["http2"] == before["http2"] + 6, (before, after)  # the five and `before` itself
+    assert after["connections"] == before["connections"], (before, after)
+
+
 def test_end_user_jason_reaches_v2_over_http2(mesh):
     streams = _h2_many(mesh, "/reviews", "-H", "end-user: jason", count=40)
     assert len(streams) == 40, streams

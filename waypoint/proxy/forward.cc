@@ -10,6 +10,7 @@
 #include "waypoint/proxy/endpoints.h"
 #include "waypoint/proxy/stream_end.h"
 #include "waypoint/proxy/upstream_http2.h"
+#include "waypoint/proxy/upstream_http2_pool.h"
 
 namespace ambit::waypoint {
 namespace {
@@ -27,11 +28,13 @@ struct AttemptOutcome {
   std::string detail;
   bool reusable = false;          // HTTP/1.1: the stream may carry the next request
   bool nothing_received = false;  // ended before a single response byte
+  bool refused = false;           // HTTP/2: the pod refused the stream, unprocessed
 };
 
 // Shared by an attempt and its watchdog, which resets the stream when the deadline passes.
 struct AttemptState {
   hbone::HboneStream stream;
+  std::shared_ptr<Http2Call> call;  // a request on a pooled HTTP/2 session
   io::CancelToken cancel;
   bool done = false;
   bool timed_out = false;
@@ -43,6 +46,7 @@ io::Task<void> watchdog(io::EventLoop& loop, std::shared_ptr<AttemptState> att,
   if (!slept.ok() || att->done) co_return;
   att->timed_out = true;
   att->stream.reset();
+  if (att->call) att->call->cancel();  // RST_STREAM on its stream only
 }
 
 std::span<const std::byte> bytes_of(const std::string& s) {
@@ -115,6 +119,7 @@ AttemptOutcome outcome_of(Http2Exchange ex, bool timed_out) {
   AttemptOutcome out;
   out.detail = std::move(ex.detail);
   out.response = std::move(ex.response);
+  out.refused = ex.refused;
   switch (ex.end) {
     case Http2ExchangeEnd::response:
       out.end = AttemptEnd::response;
@@ -124,6 +129,10 @@ AttemptOutcome outcome_of(Http2Exchange ex, bool timed_out) {
       break;
     case Http2ExchangeEnd::reset:  // the watchdog's reset shows up as one
       out.end = timed_out ? AttemptEnd::timeout : AttemptEnd::reset;
+      break;
+    case Http2ExchangeEnd::connect_failure:
+      out.end = timed_out || ex.connect_error == Errc::timeout ? AttemptEnd::timeout
+                                                               : AttemptEnd::connect_failure;
       break;
   }
   return out;
@@ -138,6 +147,26 @@ bool upstream_http2(const Http1Message& request, const ztunnel::Service& svc, ui
   if (streaming || port > 0xffff) return false;
   const ztunnel::AppProtocol p = svc.app_protocol(static_cast<uint16_t>(port));
   return p == ztunnel::AppProtocol::http2 || p == ztunnel::AppProtocol::grpc;
+}
+
+// An HTTP/2 request multiplexed on the worker's pooled session to the pod and client
+// (upstream_http2_pool.h); the watchdog cancels just its stream.
+io::Task<AttemptOutcome> attempt_pooled_http2(ForwardContext& fc, const EndpointCandidate& ep,
+                                              const http::Http2Message& h2,
+                                              const std::string& client_ip,
+                                              std::shared_ptr<AttemptState> att) {
+  UpstreamHttp2Pool::Limits limits;
+  if (ep.idle_timeout) limits.idle_timeout = *ep.idle_timeout;
+  limits.max_requests = ep.max_requests_per_connection;
+  UpstreamHttp2Pool::Opener open = [&fc, &ep, &client_ip]() {
+    return open_upstream(fc, ep, client_ip);
+  };
+  att->call = std::make_shared<Http2Call>();
+  Http2Exchange ex = co_await fc.h2->exchange(UpstreamHttp2Pool::key(endpoint_address(ep), client_ip),
+                                              limits, std::move(open), att->call, h2);
+  att->done = true;
+  att->cancel.cancel();
+  co_return outcome_of(std::move(ex), att->timed_out);
 }
 
 // `wire` is the HTTP/1.1 request (followed by `rest` when its body streams); with `h2` set
@@ -159,6 +188,10 @@ io::Task<AttemptOutcome> attempt_once(ForwardContext& fc, const EndpointCandidat
   if (pool != nullptr) pool_key = UpstreamHttp1Pool::key(endpoint_address(ep), client_ip);
   auto att = std::make_shared<AttemptState>();
   if (deadline != io::TimePoint::max()) io::spawn(fc.loop, watchdog(fc.loop, att, deadline));
+  if (h2 != nullptr && fc.h2 != nullptr) {
+    out = co_await attempt_pooled_http2(fc, ep, *h2, client_ip, att);
+    co_return out;
+  }
   uint32_t carried = 0;  // requests the stream carried before this one
   // A parked stream the pod closed just as we sent (its keep-alive timeout) fails before any
   // response byte: that request never reached the app, so it goes once more on a new stream
@@ -231,6 +264,8 @@ bool retriable(const RetryPolicy& p, const AttemptOutcome& o) {
       return p.on(RetryOn::connect_failure) || p.on(RetryOn::http_5xx) ||
              p.on(RetryOn::gateway_error) || p.on(RetryOn::reset_before_request);
     case AttemptEnd::reset:
+      if (o.refused && p.on(RetryOn::refused_stream)) return true;
+      return p.on(RetryOn::reset) || p.on(RetryOn::http_5xx) || p.on(RetryOn::gateway_error);
     case AttemptEnd::bad_response:
       return p.on(RetryOn::reset) || p.on(RetryOn::http_5xx) || p.on(RetryOn::gateway_error);
     case AttemptEnd::timeout:

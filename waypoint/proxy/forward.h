@@ -22,6 +22,7 @@
 #include "waypoint/proxy/http1_codec.h"
 #include "waypoint/proxy/proxy.h"
 #include "waypoint/proxy/request_metrics.h"
+#include "waypoint/proxy/upstream_http2_pool.h"
 #include "waypoint/proxy/upstream_pool.h"
 #include "waypoint/route/route.h"
 
@@ -35,6 +36,7 @@ struct ForwardContext {
   RandomSource& random;
   UpstreamHttp1Pool* h1 = nullptr;  // null: every HTTP/1.1 request gets its own stream
   EndpointCache* endpoints = nullptr;  // null: endpoints computed per request
+  UpstreamHttp2Pool* h2 = nullptr;  // null: every HTTP/2 request gets its own stream and session
 };
 
 struct UpstreamReply {

@@ -23,7 +23,7 @@ namespace ambit::waypoint {
 
 struct WaypointWorker::State {
   State(io::EventLoop& l, std::shared_ptr<const ProxyContext> c, uint64_t seed)
-      : loop(l), ctx(std::move(c)), pool(l), random(seed), h1_pool(l) {}
+      : loop(l), ctx(std::move(c)), pool(l), random(seed), h1_pool(l), h2_pool(l) {}
 
   io::EventLoop& loop;
   std::shared_ptr<const ProxyContext> ctx;
@@ -31,6 +31,7 @@ struct WaypointWorker::State {
   SeededRandom random;
   UpstreamHttp1Pool h1_pool;
   EndpointCache endpoints;
+  UpstreamHttp2Pool h2_pool;
   int listen_fd = -1;
   io::CancelToken accept_cancel;
   std::shared_ptr<spdlog::logger> logger = log::get("waypoint");
@@ -104,7 +105,8 @@ io::Task<void> mirror_one(StatePtr st, RouteResult shadow, Http1Message msg, Hea
   auto store = st->ctx->workload_store();
   auto snap = st->ctx->l7();
   RequestRecord rec;
-  ForwardContext fc{st->loop, *st->ctx, st->pool, st->random, &st->h1_pool, &st->endpoints};
+  ForwardContext fc{st->loop, *st->ctx, st->pool, st->random, &st->h1_pool, &st->endpoints,
+                    &st->h2_pool};
   UpstreamReply r = co_await forward(fc, *store, *snap, shadow, msg, headers, client_ip, rec);
   --st->mirrors_in_flight;
   st->logger->debug("mirror {} {} to {} ({}): {} {}", msg.method, shadow.path,
@@ -160,7 +162,8 @@ io::Task<UpstreamReply> routed_reply(StatePtr st, const Request& req, const Rout
   routed.apply_request_headers(up);
   // A body still streaming from the client cannot be sent twice: no copy then.
   if (rest == nullptr) start_mirrors(st, routed, req, msg, up);
-  ForwardContext fc{st->loop, *st->ctx, st->pool, st->random, &st->h1_pool, &st->endpoints};
+  ForwardContext fc{st->loop, *st->ctx, st->pool, st->random, &st->h1_pool, &st->endpoints,
+                    &st->h2_pool};
   co_return co_await forward(fc, store, snap, routed, msg, up, req.source.ip, rec, rest);
 }
 
@@ -277,7 +280,8 @@ io::Task<void> serve_connect(StatePtr st, hbone::InboundConnect c, hbone::HboneS
   if (Status a = s.accept(); !a.ok()) co_return;
   const bool l4 = co_await serves_l4(*svc, c.target.port, s);
   if (l4) {
-    ForwardContext fc{st->loop, *st->ctx, st->pool, st->random, &st->h1_pool, &st->endpoints};
+    ForwardContext fc{st->loop, *st->ctx, st->pool, st->random, &st->h1_pool, &st->endpoints,
+                      &st->h2_pool};
     co_await serve_l4(fc, c, svc, std::move(s));
     co_return;
   }

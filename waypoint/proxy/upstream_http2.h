@@ -18,12 +18,17 @@
 
 namespace ambit::waypoint {
 
-enum class Http2ExchangeEnd { response, reset, bad_response };
+// connect_failure: the pooled path (upstream_http2_pool.h) could not open its session.
+enum class Http2ExchangeEnd { response, reset, bad_response, connect_failure };
 
 struct Http2Exchange {
   Http2ExchangeEnd end = Http2ExchangeEnd::reset;
   Http1Message response;  // end == response: status, headers, body, trailers
   std::string detail;     // otherwise: what happened, e.g. "upstream reset: REFUSED_STREAM"
+  // reset: the pod never processed the request (REFUSED_STREAM, or above its GOAWAY's
+  // last-stream-id), so sending it again is safe.
+  bool refused = false;
+  Errc connect_error = Errc::ok;  // connect_failure: the opener's error code
 };
 
 // The upstream request: method, :path and :authority as routed, the edited headers.
