@@ -1,7 +1,7 @@
-// One request to a pod as HTTP/2 prior knowledge, inside an HBONE stream already opened to
-// pod_ip:15008 (Istio's "use downstream protocol": a request that arrived as HTTP/2 leaves
-// as HTTP/2). One HTTP/2 connection per attempt, so a retry never shares state with the
-// attempt it replaces and a reset of the HBONE stream (the attempt watchdog) ends it.
+// One request to a pod as HTTP/2 prior knowledge (Istio's "use downstream protocol": a
+// request that arrived as HTTP/2 leaves as HTTP/2). The waypoint multiplexes these on pooled
+// sessions (upstream_http2_pool.h); exchange_http2 is the one-shot form: one HTTP/2
+// connection inside an HBONE stream already opened to pod_ip:15008, ended after the answer.
 //
 // The request is sent whole (body and trailers) and the response read whole: body buffered
 // up to kMaxBufferedBody, trailers kept (gRPC's grpc-status), a trailers-only answer kept as

@@ -186,6 +186,9 @@ io::Task<void> accept_loop(std::shared_ptr<ProxyWorker::State> st, std::shared_p
     Result<io::Accepted> a = co_await st->loop.accept(listen_fd, opts);
     if (a.ok()) {
       ++st->accepted;
+      // Relayed bytes go out as they come: Nagle would hold a small write (the next HTTP/2
+      // frame of a multiplexed connection) until the app ACKs the previous one.
+      (void)io::set_nodelay(a->fd);
       io::spawn(st->loop, serve(st, pod, std::move(*a)));
       continue;
     }
