@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -75,6 +76,49 @@ class Lab:
         done = self.run("status", "--json")
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
+
+
+LAB_RUN_DIR = "/run/ambit-lab"
+
+
+def wait_for_foreign_lab(timeout: float = 900) -> None:
+    """Only one lab can exist on a machine: wait while someone else's is up, never take it down."""
+    deadline = time.monotonic() + timeout
+    while os.path.exists(LAB_RUN_DIR):
+        if time.monotonic() > deadline:
+            pytest.skip(f"another lab has been up for {timeout:.0f}s ({LAB_RUN_DIR}); not taking it down")
+        time.sleep(5)
+
+
+def wait_answering(lab: "Lab", pod: str, url: str, timeout: float = 30) -> None:
+    """Returns once a GET of `url` from `pod` answers 200 (e.g. through a waypoint just started)."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        done = lab.exec(pod, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "3", url)
+        last = done.stdout + done.stderr
+        if done.stdout.strip() == "200":
+            return
+        time.sleep(0.5)
+    pytest.fail(f"no answer from {url} after {timeout:.0f}s: {last}")
+
+
+def mesh_lab(echo_bin: str, build_dir: str, manifest_dir: str, ready, up_timeout: float = 180):
+    """The body of a module-scoped lab fixture (`yield from mesh_lab(...)`): the ztunnel and
+    waypoint must be built; the lab from `manifest_dir` comes up, `ready(lab)` waits until it
+    serves, the lab is yielded and always taken down afterwards."""
+    for binary in (os.path.join(build_dir, "ztunnel", "ztunnel"), os.path.join(build_dir, "waypoint", "waypoint")):
+        if not os.access(binary, os.X_OK):
+            pytest.fail(f"{binary} is not built: run tools/test (or set AMBIT_BUILD_DIR)")
+    wait_for_foreign_lab()
+    lab = Lab(echo_bin, manifest_dir)
+    lab.up_result = lab.run("up", manifest_dir, timeout=up_timeout)
+    try:
+        assert lab.up_result.returncode == 0, f"up failed:\n{lab.up_result.stdout}\n{lab.up_result.stderr}"
+        ready(lab)
+        yield lab
+    finally:
+        run_lab("down", echo=echo_bin, timeout=120)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import MANIFESTS, Lab, run_lab
+from conftest import MANIFESTS, Lab, mesh_lab, wait_answering
 
 MESH = os.path.join(MANIFESTS, "waypoint")
 RUN_DIR = "/run/ambit-lab"
@@ -23,42 +23,10 @@ REVIEWS = "http://reviews.shop:9080"
 FLAKY = "http://flaky.shop"
 
 
-def _wait_for_foreign_lab(timeout: float = 900) -> None:
-    deadline = time.monotonic() + timeout
-    while os.path.exists(RUN_DIR):
-        if time.monotonic() > deadline:
-            pytest.skip(f"another lab has been up for {timeout:.0f}s ({RUN_DIR}); not taking it down")
-        time.sleep(5)
-
-
 @pytest.fixture(scope="module")
 def mesh(require_root, echo_bin, build_dir):
-    for binary in (os.path.join(build_dir, "ztunnel", "ztunnel"), os.path.join(build_dir, "waypoint", "waypoint")):
-        if not os.access(binary, os.X_OK):
-            pytest.fail(f"{binary} is not built: run tools/test (or set AMBIT_BUILD_DIR)")
-    _wait_for_foreign_lab()
-    lab = Lab(echo_bin, MESH)
-    lab.up_result = lab.run("up", MESH, timeout=180)
-    try:
-        assert lab.up_result.returncode == 0, f"up failed:\n{lab.up_result.stdout}\n{lab.up_result.stderr}"
-        _wait_waypoint_serving(lab)
-        yield lab
-    finally:
-        run_lab("down", echo=echo_bin, timeout=120)
+    yield from mesh_lab(echo_bin, build_dir, MESH, lambda lab: wait_answering(lab, "client/sleep-0", f"{REVIEWS}/v1/ready"))
 
-
-def _wait_waypoint_serving(lab: Lab, timeout: float = 30) -> None:
-    """The waypoint is up once a request through it gets a routed answer."""
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        done = lab.exec("client/sleep-0", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                        "--max-time", "3", f"{REVIEWS}/v1/ready")
-        last = done.stdout + done.stderr
-        if done.stdout.strip() == "200":
-            return
-        time.sleep(0.5)
-    pytest.fail(f"no answer through the waypoint after {timeout:.0f}s: {last}")
 
 
 def _apps(lab: Lab, pod: str, url: str, count: int, *extra: str) -> collections.Counter:

@@ -17,8 +17,8 @@ import time
 
 import pytest
 
-from conftest import MANIFESTS, Lab, run_lab
-from test_waypoint import _apps, _wait_for_foreign_lab
+from conftest import MANIFESTS, Lab, mesh_lab, wait_answering
+from test_waypoint import _apps
 
 MESH = os.path.join(MANIFESTS, "waypoint-policy")
 REVIEWS_VIP = "10.96.8.5"
@@ -29,31 +29,8 @@ LOG_GLOB = "/run/ambit-lab/logs/waypoint_web_waypoint-*.log"
 
 @pytest.fixture(scope="module")
 def mesh(require_root, echo_bin, build_dir):
-    for binary in (os.path.join(build_dir, "ztunnel", "ztunnel"), os.path.join(build_dir, "waypoint", "waypoint")):
-        if not os.access(binary, os.X_OK):
-            pytest.fail(f"{binary} is not built: run tools/test (or set AMBIT_BUILD_DIR)")
-    _wait_for_foreign_lab()
-    lab = Lab(echo_bin, MESH)
-    lab.up_result = lab.run("up", MESH, timeout=180)
-    try:
-        assert lab.up_result.returncode == 0, f"up failed:\n{lab.up_result.stdout}\n{lab.up_result.stderr}"
-        _wait_routed(lab)
-        yield lab
-    finally:
-        run_lab("down", echo=echo_bin, timeout=120)
+    yield from mesh_lab(echo_bin, build_dir, MESH, lambda lab: wait_answering(lab, "client/sleep-0", f"{REVIEWS}/ready"))
 
-
-def _wait_routed(lab: Lab, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        done = lab.exec("client/sleep-0", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                        "--max-time", "3", f"{REVIEWS}/ready")
-        last = done.stdout + done.stderr
-        if done.stdout.strip() == "200":
-            return
-        time.sleep(0.5)
-    pytest.fail(f"no answer through the waypoint after {timeout:.0f}s: {last}")
 
 
 def _pod_ip(lab: Lab, name: str) -> str:

@@ -15,8 +15,7 @@ import time
 
 import pytest
 
-from conftest import MANIFESTS, Lab, run_lab
-from test_waypoint import _wait_for_foreign_lab
+from conftest import MANIFESTS, Lab, mesh_lab
 
 MESH = os.path.join(MANIFESTS, "waypoint-tcp")
 RUN_DIR = "/run/ambit-lab"
@@ -56,18 +55,7 @@ except OSError as e:
 
 @pytest.fixture(scope="module")
 def mesh(require_root, echo_bin, build_dir):
-    for binary in (os.path.join(build_dir, "ztunnel", "ztunnel"), os.path.join(build_dir, "waypoint", "waypoint")):
-        if not os.access(binary, os.X_OK):
-            pytest.fail(f"{binary} is not built: run tools/test (or set AMBIT_BUILD_DIR)")
-    _wait_for_foreign_lab()
-    lab = Lab(echo_bin, MESH)
-    lab.up_result = lab.run("up", MESH, timeout=180)
-    try:
-        assert lab.up_result.returncode == 0, f"up failed:\n{lab.up_result.stdout}\n{lab.up_result.stderr}"
-        _wait_echoing(lab)
-        yield lab
-    finally:
-        run_lab("down", echo=echo_bin, timeout=120)
+    yield from mesh_lab(echo_bin, build_dir, MESH, _wait_echoing)
 
 
 def _round_trip(lab: Lab, pod: str, port: int, size: int) -> str:

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import LAB, MANIFESTS, Lab, run_lab
+from conftest import LAB, MANIFESTS, Lab, run_lab, wait_for_foreign_lab
 
 MESH = os.path.join(MANIFESTS, "ztunnel")
 RUN_DIR = "/run/ambit-lab"
@@ -35,20 +35,12 @@ ECHO = "spiffe://cluster.local/ns/server/sa/echo"
 # ---- the lab ---------------------------------------------------------------------------------
 
 
-def _wait_for_foreign_lab(timeout: float = 900) -> None:
-    deadline = time.monotonic() + timeout
-    while os.path.exists(RUN_DIR):
-        if time.monotonic() > deadline:
-            pytest.skip(f"another lab has been up for {timeout:.0f}s ({RUN_DIR}); not taking it down")
-        time.sleep(5)
-
-
 @pytest.fixture(scope="module")
 def mesh(require_root, echo_bin, build_dir):
     ztunnel = os.path.join(build_dir, "ztunnel", "ztunnel")
     if not os.access(ztunnel, os.X_OK):
         pytest.fail(f"ztunnel is not built at {ztunnel}: run tools/test (or set AMBIT_BUILD_DIR)")
-    _wait_for_foreign_lab()
+    wait_for_foreign_lab()
     lab = Lab(echo_bin, MESH)
     lab.up_result = lab.run("up", MESH, timeout=180)
     try:
