@@ -25,7 +25,7 @@ std::span<const std::byte> bytes_of(const std::string& s) {
 //   open      takes requests while it has room
 //   draining  the pod's GOAWAY came, or maxRequestsPerConnection was reached: no new requests;
 //             closes once the last one ended
-//   closing   our GOAWAY and END_STREAM are out (or going); waits (bounded) for the pod's end
+//   closing   our GOAWAY is out (or going); waits (bounded) for the pod to end the connection
 //   ended     the HBONE stream is over; every request ended
 class UpstreamHttp2Session : public std::enable_shared_from_this<UpstreamHttp2Session> {
  public:
@@ -109,7 +109,10 @@ class UpstreamHttp2Session : public std::enable_shared_from_this<UpstreamHttp2Se
     finish(call, std::move(ex));
   }
 
-  // GOAWAY and END_STREAM, then wait (bounded) for the pod to end its side.
+  // GOAWAY, then wait (bounded) for the pod to close the connection. The pod closes first,
+  // so the connection's TIME_WAIT stays with the app, not in the destination ztunnel's
+  // ephemeral ports from the pod IP to the app port: filled with TIME_WAIT, those make every
+  // connect() there scan for a free port (milliseconds each).
   void close() {
     if (state_ == State::closing || state_ == State::ended) return;
     if (state_ == State::opening) {
@@ -236,7 +239,8 @@ class UpstreamHttp2Session : public std::enable_shared_from_this<UpstreamHttp2Se
     }
   }
 
-  // Our END_STREAM follows the output already queued (the GOAWAY); the pod then ends its side.
+  // The output already queued (the GOAWAY) goes out; the pod then ends the connection, and
+  // our END_STREAM answers its end (reader), or a reset ends it after kLingerLimit.
   void begin_closing() {
     state_ = State::closing;
     kick_writer();
@@ -246,10 +250,7 @@ class UpstreamHttp2Session : public std::enable_shared_from_this<UpstreamHttp2Se
   void kick_writer() {
     if (writing_ || !codec_ || state_ == State::ended) return;
     std::string out = codec_->take_output();
-    if (out.empty()) {
-      after_flush();
-      return;
-    }
+    if (out.empty()) return;
     io::spawn(loop_, writer(shared_from_this(), std::move(out)));
   }
 
@@ -264,11 +265,6 @@ class UpstreamHttp2Session : public std::enable_shared_from_this<UpstreamHttp2Se
       out = s.codec_->take_output();
     }
     s.writing_ = false;
-    s.after_flush();
-  }
-
-  void after_flush() {
-    if (state_ == State::closing && !stream_.write_closed()) (void)stream_.close_write();
   }
 
   static io::Task<void> reader(std::shared_ptr<UpstreamHttp2Session> self) {

@@ -42,6 +42,7 @@ struct Pod {
   int tunnels = 0;             // CONNECTs accepted
   int refused = 0;             // streams refused
   int goaways = 0;             // tunnels that received the client's GOAWAY
+  int closed_first = 0;        // tunnels the pod ended before the client did
   size_t max_in_flight = 0;    // requests of one tunnel being answered at once
   std::vector<uint32_t> client_resets;  // RST_STREAM codes of requests not yet complete
   std::vector<std::weak_ptr<struct Tunnel>> open;  // every tunnel, to look at its streams
@@ -99,11 +100,15 @@ io::Task<void> serve_tunnel(Pod* pod, io::EventLoop& loop, hbone::HboneStream s)
   opts.max_concurrent_streams = pod->max_streams;
   t->codec = http::Http2Codec::create(http::Http2Codec::Role::server, opts).value();
   bool saw_goaway = false;
+  bool client_ended = false;
   std::vector<std::byte> buf(16384);
   while (true) {
     co_await flush(t);
     Result<size_t> n = co_await t->s.read(std::span<std::byte>(buf));
-    if (!n.ok() || *n == 0) break;
+    if (!n.ok() || *n == 0) {
+      client_ended = true;
+      break;
+    }
     t->s.consume(*n);
     (void)t->codec->feed(std::string_view(reinterpret_cast<const char*>(buf.data()), *n));
     if (t->codec->peer_goaway() && !saw_goaway) {
@@ -131,8 +136,16 @@ io::Task<void> serve_tunnel(Pod* pod, io::EventLoop& loop, hbone::HboneStream s)
         io::spawn(loop, answer(t, e.stream_id, path));
       }
     }
+    if (t->codec->finished()) break;  // after a GOAWAY, with nothing open: close, as servers do
   }
+  co_await flush(t);
+  if (!client_ended && !t->s.peer_half_closed()) ++pod->closed_first;
   (void)t->s.close_write();
+  while (true) {  // until the client ends its side
+    Result<size_t> n = co_await t->s.read(std::span<std::byte>(buf));
+    if (!n.ok() || *n == 0) break;
+    t->s.consume(*n);
+  }
 }
 
 io::Task<void> accept_all(io::EventLoop& loop, int lfd, Pod* pod) {
@@ -395,6 +408,7 @@ TEST_CASE("maxRequestsPerConnection: a spent session takes no more and ends with
   CHECK(answered(got[2], "/c on tunnel 2"));
   CHECK(f.pod.tunnels == 2);
   CHECK(f.pod.goaways == 1);
+  CHECK(f.pod.closed_first == 1);  // the spent session waited for the pod to close
 }
 
 TEST_CASE("an idle session ends after its idle timeout; the next request opens a new one") {
