@@ -138,6 +138,11 @@ Status Http2Codec::feed(std::string_view data) {
 
 std::vector<Http2Event> Http2Codec::take_events() { return std::exchange(events_, {}); }
 
+void Http2Codec::take_events(std::vector<Http2Event>& into) {
+  into.clear();
+  into.swap(events_);
+}
+
 void Http2Codec::drain_output() {
   for (;;) {
     const uint8_t* chunk = nullptr;

@@ -97,6 +97,10 @@ class Http2Codec {
   Status feed(std::string_view data);
   // Events since the last call, in the order they happened.
   std::vector<Http2Event> take_events();
+  // The same into `into` (cleared first), swapping buffers so both keep their capacity: for
+  // the data path, which drains events after every read (events are large; a fresh vector
+  // per read meant a few reallocations per request).
+  void take_events(std::vector<Http2Event>& into);
   // Everything nghttp2 wants written now (may be empty).
   std::string take_output();
   // Neither side has anything more to say: close the connection.

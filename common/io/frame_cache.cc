@@ -14,9 +14,9 @@ constexpr bool kCache = true;
 #endif
 
 constexpr size_t kClassBytes = 256;
-constexpr size_t kClasses = 32;                // frames up to 8 KiB are cached
-constexpr size_t kPerClass = 64;
-constexpr size_t kMaxCachedBytes = 512 * 1024;  // per thread
+constexpr size_t kClasses = 64;                // frames up to 16 KiB are cached
+constexpr size_t kPerClass = 32;
+constexpr size_t kMaxCachedBytes = 1024 * 1024;  // per thread
 
 // Trivially destructible, so it can be used during any thread_local's destruction; Release
 // (below) empties it when the thread ends.

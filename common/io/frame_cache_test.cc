@@ -31,7 +31,7 @@ TEST_CASE("a freed frame of a size class serves the next frame of that class on 
   CHECK(c != a);
   detail::frame_free(b, 900);
   detail::frame_free(c, 1500);
-  // Beyond 8 KiB frames go straight to the heap and back.
+  // Beyond 16 KiB frames go straight to the heap and back.
   void* big = detail::frame_alloc(64 * 1024);
   detail::frame_free(big, 64 * 1024);
 }

@@ -25,7 +25,7 @@ class Task;
 namespace detail {
 
 // Coroutine frames come from a small per-thread cache of recently freed frames (size classes
-// of 256 bytes up to 8 KiB, at most 512 KiB per thread): a proxy allocates and frees several
+// of 256 bytes up to 16 KiB, at most 1 MiB per thread): a proxy allocates and frees several
 // frames per request, and glibc's bins for blocks over 1 KiB consolidate on nearly every one.
 // A frame freed on another thread simply joins that thread's cache. Off under ASan.
 void* frame_alloc(size_t size);

@@ -23,7 +23,8 @@ Status Http2ServerSession::feed(std::string_view data) { return codec_->feed(dat
 
 std::vector<Http2Request> Http2ServerSession::take_requests() {
   std::vector<Http2Request> out;
-  for (http::Http2Event& e : codec_->take_events()) {
+  codec_->take_events(events_);
+  for (http::Http2Event& e : events_) {
     if (e.kind != http::Http2Event::Kind::message) continue;
     Http2Request r;
     r.stream_id = e.stream_id;

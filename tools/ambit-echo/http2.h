@@ -59,6 +59,7 @@ class Http2ServerSession {
 
   std::string peer_ip_;
   std::unique_ptr<http::Http2Codec> codec_;
+  std::vector<http::Http2Event> events_;  // drained per read, capacity kept
 };
 
 }  // namespace ambit::echo

@@ -19,6 +19,7 @@ struct Conn {
   Http2FrontEnd fe;
   hbone::HboneStream& stream;
   std::unique_ptr<http::Http2Codec> codec;
+  std::vector<http::Http2Event> events;  // drained per read, capacity kept
   bool writing = false;
   bool broken = false;  // the stream failed: nothing more can be written
   size_t in_flight = 0;
@@ -123,7 +124,8 @@ io::Task<void> handle(ConnPtr c, int32_t id, Http1Message msg) {
 }
 
 void dispatch(const ConnPtr& c) {
-  for (http::Http2Event& e : c->codec->take_events()) {
+  c->codec->take_events(c->events);
+  for (http::Http2Event& e : c->events) {
     switch (e.kind) {
       case http::Http2Event::Kind::message:
         ++c->in_flight;

@@ -217,7 +217,8 @@ class UpstreamHttp2Session : public std::enable_shared_from_this<UpstreamHttp2Se
   }
 
   void dispatch() {
-    for (http::Http2Event& e : codec_->take_events()) {
+    codec_->take_events(events_);
+    for (http::Http2Event& e : events_) {
       auto it = calls_.find(e.stream_id);
       if (it == calls_.end()) continue;  // cancelled meanwhile
       std::shared_ptr<Http2Call> call = it->second;
@@ -324,6 +325,7 @@ class UpstreamHttp2Session : public std::enable_shared_from_this<UpstreamHttp2Se
   State state_ = State::opening;
   hbone::HboneStream stream_;
   std::unique_ptr<http::Http2Codec> codec_;
+  std::vector<http::Http2Event> events_;  // drained per read, capacity kept
   std::optional<Error> open_error_;
   std::vector<std::coroutine_handle<>> open_waiters_;
   std::unordered_map<int32_t, std::shared_ptr<Http2Call>> calls_;
