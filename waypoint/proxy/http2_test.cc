@@ -14,9 +14,9 @@
 #include "common/hbone/connection.h"
 #include "common/http/http2_codec.h"
 #include "common/io/loop_test_util.h"
-#include "common/tls/test_pki.h"
 #include "waypoint/proxy/http2_front.h"
 #include "waypoint/proxy/upstream_http2.h"
+#include "waypoint/proxy/test_tls.h"
 
 using namespace std::chrono_literals;
 
@@ -26,14 +26,7 @@ namespace {
 const char* const kClientId = "spiffe://cluster.local/ns/default/sa/sleep";
 const char* const kServerId = "spiffe://cluster.local/ns/bookinfo/sa/waypoint";
 
-std::shared_ptr<tls::TlsContext> context_for(const std::string& spiffe) {
-  static tls::test_pki::TestCa ca = tls::test_pki::make_ca().value();
-  auto creds = tls::test_pki::issue(ca, spiffe);
-  REQUIRE_MESSAGE(creds.ok(), creds.error().to_string());
-  auto ctx = tls::TlsContext::create(*creds, tls::IdentityPolicy::trust_domain("cluster.local"));
-  REQUIRE_MESSAGE(ctx.ok(), ctx.error().to_string());
-  return std::move(*ctx);
-}
+using testing::context_for;
 
 tls::IdentityPolicy server_policy() {
   std::vector<tls::SpiffeId> ids;

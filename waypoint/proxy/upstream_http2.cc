@@ -19,6 +19,16 @@ HeaderMap to_header_map(const std::vector<http::Header>& fields) {
   return out;
 }
 
+Http1Message response_of(http::Http2Message&& m) {
+  Http1Message r;
+  r.http2 = true;
+  r.status = static_cast<uint32_t>(m.status);
+  r.headers = to_header_map(m.headers);
+  r.body = std::move(m.body);
+  r.trailers = to_header_map(m.trailers);
+  return r;
+}
+
 http::Http2Message upstream_http2_request(std::string_view method, std::string_view path,
                                           std::string_view authority, const HeaderMap& headers,
                                           const Http1Message& downstream) {
@@ -63,11 +73,7 @@ io::Task<Http2Exchange> exchange_http2(hbone::HboneStream& stream, http::Http2Me
       if (e.stream_id != *id) continue;
       if (e.kind == http::Http2Event::Kind::message) {
         out.end = Http2ExchangeEnd::response;
-        out.response.http2 = true;
-        out.response.status = static_cast<uint32_t>(e.message.status);
-        out.response.headers = to_header_map(e.message.headers);
-        out.response.body = std::move(e.message.body);
-        out.response.trailers = to_header_map(e.message.trailers);
+        out.response = response_of(std::move(e.message));
         // One request per connection: say so, so the pod closes its side cleanly.
         codec->terminate(http::kH2NoError);
         wire = codec->take_output();

@@ -41,5 +41,7 @@ io::Task<Http2Exchange> exchange_http2(hbone::HboneStream& stream, http::Http2Me
 // Conversions between the waypoint's header map and the codec's field list.
 std::vector<http::Header> to_fields(const HeaderMap& map);
 HeaderMap to_header_map(const std::vector<http::Header>& fields);
+// A pod's HTTP/2 response in the shape the waypoint relays (status, headers, body, trailers).
+Http1Message response_of(http::Http2Message&& m);
 
 }  // namespace ambit::waypoint

@@ -226,11 +226,7 @@ class UpstreamHttp2Session : public std::enable_shared_from_this<UpstreamHttp2Se
       if (e.kind == http::Http2Event::Kind::message) {
         ++completed_;
         ex.end = Http2ExchangeEnd::response;
-        ex.response.http2 = true;
-        ex.response.status = static_cast<uint32_t>(e.message.status);
-        ex.response.headers = to_header_map(e.message.headers);
-        ex.response.body = std::move(e.message.body);
-        ex.response.trailers = to_header_map(e.message.trailers);
+        ex.response = response_of(std::move(e.message));
       } else {
         ex.end = e.by_peer ? Http2ExchangeEnd::reset : Http2ExchangeEnd::bad_response;
         ex.detail = (e.by_peer ? "upstream reset: " : "upstream response refused: ") + e.reason;

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "common/io/loop_test_util.h"
-#include "common/tls/test_pki.h"
+#include "waypoint/proxy/test_tls.h"
 
 using namespace std::chrono_literals;
 
@@ -23,18 +23,8 @@ namespace {
 const char* const kClientId = "spiffe://cluster.local/ns/shop/sa/waypoint";
 const char* const kServerId = "spiffe://cluster.local/ns/shop/sa/reviews";
 
-std::shared_ptr<tls::TlsContext> context_for(const std::string& spiffe) {
-  static tls::test_pki::TestCa ca = tls::test_pki::make_ca().value();
-  auto creds = tls::test_pki::issue(ca, spiffe);
-  REQUIRE_MESSAGE(creds.ok(), creds.error().to_string());
-  auto ctx = tls::TlsContext::create(*creds, tls::IdentityPolicy::trust_domain("cluster.local"));
-  REQUIRE_MESSAGE(ctx.ok(), ctx.error().to_string());
-  return std::move(*ctx);
-}
-
-std::span<const std::byte> bytes_of(const std::string& s) {
-  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
-}
+using testing::context_for;
+using testing::bytes_of;
 
 struct Pod {
   int tunnels = 0;  // CONNECTs accepted
