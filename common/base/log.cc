@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -68,12 +69,7 @@ class BatchedStderrSink final : public spdlog::sinks::sink {
     b.data.append(line.data(), line.size());
     if (b.data.size() >= kBatchLimit) flush();
   }
-  void flush() override {
-    ThreadBatch& b = t_batch;
-    if (b.data.empty()) return;
-    write_stderr(b.data.data(), b.data.size());
-    b.data.clear();
-  }
+  void flush() override { flush_thread_batch(); }
   void set_pattern(const std::string& pattern) override {
     set_formatter(std::make_unique<spdlog::pattern_formatter>(pattern));
   }
@@ -168,9 +164,9 @@ std::shared_ptr<spdlog::logger> get(const std::string& component) {
   return logger;
 }
 
-void set_thread_batching(bool on) {
+bool set_thread_batching(bool on) {
   if (!on) flush_thread_batch();
-  t_batch.on = on;
+  return std::exchange(t_batch.on, on);
 }
 
 void flush_thread_batch() {

@@ -33,7 +33,8 @@ Status set_level(std::string_view component, spdlog::level::level_enum level);
 // flush_thread_batch() writes with one write(2) (the loop calls it before it waits, so a
 // line is never held while the thread sleeps); a buffer past 64 KiB is written at once.
 // On other threads every line is written as it comes. Lines of other loggers are never held.
-void set_thread_batching(bool on);
+// Returns the previous setting (a nested loop run restores it).
+bool set_thread_batching(bool on);
 void flush_thread_batch();
 
 // Escape a string for embedding inside a JSON string literal (no surrounding quotes).

@@ -316,7 +316,7 @@ Status EventLoop::run() {
   Status result;
   arm_wake();
   // Per-request log lines of one loop turn go out together, before the loop sleeps.
-  log::set_thread_batching(true);
+  const bool batching_before = log::set_thread_batching(true);
   while (!stop_requested_.load(std::memory_order_acquire)) {
     run_posted();
     if (stop_requested_.load(std::memory_order_acquire)) break;
@@ -327,7 +327,7 @@ Status EventLoop::run() {
     }
   }
   drain();
-  log::set_thread_batching(false);
+  log::set_thread_batching(batching_before);
   stop_requested_.store(false, std::memory_order_release);
   t_current = prev;
   return result;

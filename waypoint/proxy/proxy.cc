@@ -4,7 +4,7 @@
 
 #include <cstddef>
 #include <span>
-#include <unordered_map>
+#include <unordered_set>
 
 #include "common/base/log.h"
 #include "common/hbone/headers.h"
@@ -37,8 +37,8 @@ struct WaypointWorker::State {
   std::shared_ptr<spdlog::logger> logger = log::get("waypoint");
   uint32_t mirrors_in_flight = 0;  // mirrored copies not yet answered (traffic.h)
   bool draining = false;
-  std::unordered_map<hbone::HboneServerConnection*, std::weak_ptr<hbone::HboneServerConnection>>
-      connections;
+  // Inbound HBONE connections being served; each is removed before its serving task ends.
+  std::unordered_set<hbone::HboneServerConnection*> connections;
 };
 
 namespace {
@@ -379,7 +379,7 @@ io::Task<void> serve_connection(StatePtr st, int fd) {
     co_return;
   }
   std::shared_ptr<hbone::HboneServerConnection> conn = std::move(*started);
-  st->connections.emplace(conn.get(), conn);
+  st->connections.insert(conn.get());
   if (st->draining) conn->shutdown();
   Status s = co_await conn->run();
   st->connections.erase(conn.get());
@@ -432,9 +432,9 @@ void WaypointWorker::begin_drain() {
     ::close(st.listen_fd);
     st.listen_fd = -1;
   }
-  for (auto& [ptr, weak] : st.connections) {
-    if (auto conn = weak.lock()) conn->shutdown();
-  }
+  // A copy: a connection that ends at once leaves the set while we walk it.
+  const std::vector<hbone::HboneServerConnection*> open(st.connections.begin(), st.connections.end());
+  for (hbone::HboneServerConnection* conn : open) conn->shutdown();
 }
 
 size_t WaypointWorker::open_connections() const { return state_->connections.size(); }
